@@ -1,0 +1,1 @@
+"""Short-term memory: LangGraph's Postgres checkpointer on the shared pool."""

@@ -1,0 +1,195 @@
+"""Open the one connection pool a process shares (sync or async).
+
+Every pooled connection is configured the way LangGraph's Postgres savers and
+stores expect (autocommit, dict rows, no server-side prepared statements so a
+transaction-mode pooler in front of Postgres keeps working) and is checked
+before it is lent out, so a connection that died with a server restart is
+replaced instead of failing the request that borrowed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from database.embedded import EmbeddedPostgres
+from database.errors import DatabaseUnavailable
+from database.targets import DatabaseTarget, EmbeddedTarget, LakebaseTarget, UrlTarget
+
+CONNECT_TIMEOUT_SECONDS = 5
+# Lakebase OAuth tokens live one hour; a connection never outlives 45 minutes,
+# so no pooled connection is still using a token when it expires.
+MAX_CONNECTION_LIFETIME_SECONDS = 45 * 60
+MAX_IDLE_SECONDS = 10 * 60
+
+CONNECTION_KWARGS: dict[str, Any] = {
+    "autocommit": True,
+    "prepare_threshold": None,
+    "row_factory": dict_row,
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+}
+
+
+@dataclass
+class Database:
+    """An open pool on the configured target, plus what is needed to describe it."""
+
+    target: DatabaseTarget
+    pool: Any  # ConnectionPool | AsyncConnectionPool
+    url: str | None = None
+    """Connection string for URL and embedded targets (None for Lakebase)."""
+    schema: str | None = None
+    embedded: EmbeddedPostgres | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        return self.target.describe()
+
+
+def _search_path_configure(schema: str | None) -> Any:
+    if not schema:
+        return None
+    statement = sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema))
+
+    def configure(conn: psycopg.Connection[Any]) -> None:
+        conn.execute(statement)
+
+    return configure
+
+
+def _async_search_path_configure(schema: str | None) -> Any:
+    if not schema:
+        return None
+    statement = sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema))
+
+    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(statement)
+
+    return configure
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def _resolve_url(target: DatabaseTarget) -> tuple[str, EmbeddedPostgres | None]:
+    if isinstance(target, EmbeddedTarget):
+        server = EmbeddedPostgres(target.home, target.database)
+        try:
+            return server.start(), server
+        except Exception as exc:  # pgserver raises plain errors; surface one line
+            server.stop()
+            raise DatabaseUnavailable(
+                f"could not start the {target.describe()}: {_first_line(exc)}"
+            ) from exc
+    assert isinstance(target, UrlTarget)
+    return target.url, None
+
+
+def _probe(url: str, target: DatabaseTarget) -> None:
+    # One direct connection first: it fails fast with the server's own reason
+    # (refused, unknown host, bad password), where a pool would retry silently
+    # until its timeout and then only say that it timed out.
+    try:
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(f"cannot connect to {target.describe()}: {_first_line(exc)}") from exc
+
+
+@contextmanager
+def open_database(
+    target: DatabaseTarget, *, min_size: int = 1, max_size: int = 10, workspace_client: Any = None
+) -> Iterator[Database]:
+    """Open ``target`` and yield a ``Database`` with a sync pool; close it all on exit.
+
+    Raises ``DatabaseUnavailable`` (one line, with the reason) when the target
+    cannot be reached.
+    """
+    if isinstance(target, LakebaseTarget):
+        from database.lakebase import open_lakebase_pool
+
+        pool = open_lakebase_pool(
+            target, workspace_client=workspace_client, min_size=min_size, max_size=max_size
+        )
+        try:
+            yield Database(target=target, pool=pool, schema=target.schema)
+        finally:
+            pool.close()
+        return
+
+    url, embedded = _resolve_url(target)
+    try:
+        _probe(url, target)
+        schema = target.schema if isinstance(target, UrlTarget) else None
+        pool: ConnectionPool[Any] = ConnectionPool(
+            url,
+            kwargs=CONNECTION_KWARGS,
+            min_size=min_size,
+            max_size=max_size,
+            max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
+            max_idle=MAX_IDLE_SECONDS,
+            check=ConnectionPool.check_connection,
+            configure=_search_path_configure(schema),
+            name="memory-agent",
+            open=True,
+        )
+        try:
+            yield Database(target=target, pool=pool, url=url, schema=schema, embedded=embedded)
+        finally:
+            pool.close()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@asynccontextmanager
+async def aopen_database(
+    target: DatabaseTarget, *, min_size: int = 1, max_size: int = 10, workspace_client: Any = None
+) -> AsyncIterator[Database]:
+    """Async twin of ``open_database``: yields a ``Database`` with an async pool."""
+    if isinstance(target, LakebaseTarget):
+        from database.lakebase import aopen_lakebase_pool
+
+        apool = await aopen_lakebase_pool(
+            target, workspace_client=workspace_client, min_size=min_size, max_size=max_size
+        )
+        try:
+            yield Database(target=target, pool=apool, schema=target.schema)
+        finally:
+            await apool.close()
+        return
+
+    import asyncio
+
+    # Starting the embedded server and the probe block; keep them off the event loop.
+    url, embedded = await asyncio.to_thread(_resolve_url, target)
+    try:
+        await asyncio.to_thread(_probe, url, target)
+        schema = target.schema if isinstance(target, UrlTarget) else None
+        apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            url,
+            kwargs=CONNECTION_KWARGS,
+            min_size=min_size,
+            max_size=max_size,
+            max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
+            max_idle=MAX_IDLE_SECONDS,
+            check=AsyncConnectionPool.check_connection,
+            configure=_async_search_path_configure(schema),
+            name="memory-agent",
+            open=False,
+        )
+        await apool.open()
+        try:
+            yield Database(target=target, pool=apool, url=url, schema=schema, embedded=embedded)
+        finally:
+            await apool.close()
+    finally:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

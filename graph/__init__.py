@@ -1,0 +1,1 @@
+"""State, run-time context, settings, model selection, graph wiring, CLI."""

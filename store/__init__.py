@@ -1,0 +1,1 @@
+"""Long-term memory: embeddings, the pgvector store, user namespaces, memory tools."""

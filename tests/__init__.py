@@ -1,0 +1,1 @@
+"""Test suite: every test that touches storage runs on a real embedded Postgres."""

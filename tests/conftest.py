@@ -1,0 +1,103 @@
+"""Shared fixtures: one embedded PostgreSQL per test session, a fresh database per test.
+
+Nothing here mocks the database. Each test that asks for ``database_url`` gets
+its own empty database (with pgvector) on the session's server, dropped after
+the test; ``clean_env`` keeps the developer's own configuration out of tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from database.embedded import EmbeddedPostgres
+
+# Every variable the agent reads; tests start from none of them set.
+AGENT_ENV_VARS = (
+    "DATABASE_URL",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGSERVICE",
+    "LAKEBASE_INSTANCE_NAME",
+    "LAKEBASE_AUTOSCALING_ENDPOINT",
+    "LAKEBASE_AUTOSCALING_PROJECT",
+    "LAKEBASE_AUTOSCALING_BRANCH",
+    "LAKEBASE_DATABASE_NAME",
+    "LAKEBASE_AGENT_MEMORY_SCHEMA",
+    "MEMORY_AGENT_HOME",
+    "MEMORY_REQUIRED",
+    "AUTO_SETUP",
+    "AGENT_MODEL",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "DATABRICKS_HOST",
+    "DATABRICKS_TOKEN",
+    "DATABRICKS_CLIENT_ID",
+    "DATABRICKS_CLIENT_SECRET",
+    "DATABRICKS_CONFIG_PROFILE",
+    "DATABRICKS_EMBEDDING_ENDPOINT",
+    "EMBEDDINGS",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_TRACKING_URI",
+)
+
+
+def url_for_database(url: str, database: str) -> str:
+    params = conninfo_to_dict(url)
+    params["dbname"] = database
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """The session's embedded server (started once, stopped at the end)."""
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded-pg"), database="agent_template")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """URL of a fresh, empty database (vector extension installed), dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = pg_server.admin_url()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = url_for_database(admin, name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Unset every agent variable and point MEMORY_AGENT_HOME at a per-test folder."""
+    for name in AGENT_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "agent-home"
+    monkeypatch.setenv("MEMORY_AGENT_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def subprocess_env(database_url: str) -> dict[str, str]:
+    """Environment for child processes: this test's database, offline model."""
+    env = {k: v for k, v in os.environ.items() if k not in AGENT_ENV_VARS}
+    env["DATABASE_URL"] = database_url
+    env["AGENT_MODEL"] = "offline"
+    env["MEMORY_AGENT_HOME"] = os.environ["MEMORY_AGENT_HOME"]
+    return env
