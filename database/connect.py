@@ -100,7 +100,9 @@ def _probe(url: str, target: DatabaseTarget) -> None:
     try:
         psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS).close()
     except psycopg.Error as exc:
-        raise DatabaseUnavailable(f"cannot connect to {target.describe()}: {_first_line(exc)}") from exc
+        raise DatabaseUnavailable(
+            f"cannot connect to {target.describe()}: {_first_line(exc)}"
+        ) from exc
 
 
 @contextmanager

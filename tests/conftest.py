@@ -80,7 +80,9 @@ def database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     yield url
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture(autouse=True)
