@@ -176,3 +176,38 @@ def test_pool_survives_a_postgres_restart(
         for _ in range(4):
             assert run_with_retry(lambda: _whoami(db.pool), pool=db.pool, stats=retry)["who"]
         assert retry.failures == 0
+
+
+def test_statement_on_a_dropped_connection_is_retried_once(
+    fake_lakebase: FakeLakebase, workspace_client: Any
+) -> None:
+    with open_database(
+        LakebaseTarget(instance_name="agent-memory"),
+        workspace_client=workspace_client,
+        min_size=1,
+        max_size=1,
+    ) as db:
+        attempts = []
+
+        def work() -> Any:
+            with db.pool.connection() as conn:
+                attempts.append(conn.info.backend_pid)
+                if len(attempts) == 1:
+                    # The server ends this session while we hold it (a failover, a restart).
+                    fake_lakebase.postgres.execute(
+                        "SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,)
+                    )
+                return conn.execute("SELECT 1 AS one").fetchone()
+
+        retry = RetryStats()
+        assert run_with_retry(work, pool=db.pool, stats=retry) == {"one": 1}
+        assert retry.retries == 1 and retry.failures == 0
+        assert attempts[0] != attempts[1]  # the replay ran on a new connection
+
+        def not_a_connection_problem() -> Any:
+            with db.pool.connection() as conn:
+                return conn.execute("SELECT 1/0").fetchone()
+
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            run_with_retry(not_a_connection_problem, pool=db.pool, stats=retry)
+        assert retry.retries == 1 and retry.failures == 1
