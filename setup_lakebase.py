@@ -60,15 +60,14 @@ def required_tables() -> list[str]:
 def setup_all(pool: Any) -> list[str]:
     """Create the extension and all tables on ``pool``; returns what was created."""
     from checkpointing import missing_tables, setup_checkpoint_tables
+    from checkpointing.saver import setup_lock
 
     before = set(missing_tables(pool, required_tables()))
-    with pool.connection() as conn:
-        has_vector = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
     created = []
-    if not has_vector:
-        with pool.connection() as conn:
+    with setup_lock(pool) as conn:  # one process at a time creates the extension
+        if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        created.append("extension vector")
+            created.append("extension vector")
     setup_checkpoint_tables(pool)
     created.extend(
         f"table {name}" for name in sorted(before - set(missing_tables(pool, required_tables())))

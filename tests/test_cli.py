@@ -72,7 +72,7 @@ def test_check_on_unreachable_database_exits_non_zero(
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_setup_from_two_processes_at_once(
+def test_setup_from_three_processes_at_once(
     subprocess_env: dict[str, str], database_url: str
 ) -> None:
     processes = [
@@ -84,10 +84,10 @@ def test_setup_from_two_processes_at_once(
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for _ in range(3)
     ]
     outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in processes]
-    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
     with psycopg.connect(database_url) as conn:
         versions = [
             row[0] for row in conn.execute("SELECT v FROM checkpoint_migrations ORDER BY v")
