@@ -59,6 +59,37 @@ SSL_REQUEST_CODE = 80877103
 GSSENC_REQUEST_CODE = 80877104
 SUPERUSER = "postgres"
 
+# Lakebase creates Postgres roles for Databricks identities with the
+# databricks_auth extension's databricks_create_role(). This stand-in has the
+# same name, signature and errors (duplicate_object when the role exists,
+# invalid_parameter_value for an unknown identity type), so setup code can run
+# its Lakebase path here. PostgreSQL 18's extension_control_path lets the
+# cluster load it from the test's own directory.
+DATABRICKS_AUTH_CONTROL = """\
+comment = 'stand-in for Lakebase databricks_auth'
+default_version = '1.0'
+relocatable = false
+schema = public
+trusted = true
+"""
+DATABRICKS_AUTH_SQL = """\
+CREATE FUNCTION databricks_create_role(identity_name text, identity_type text)
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    IF identity_type NOT IN ('USER', 'SERVICE_PRINCIPAL', 'GROUP') THEN
+        RAISE EXCEPTION 'unknown identity type %', identity_type
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = identity_name) THEN
+        RAISE EXCEPTION 'role "%" already exists', identity_name
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    EXECUTE format('CREATE ROLE %I LOGIN', identity_name);
+    RETURN identity_name;
+END
+$$;
+"""
+
 
 # --------------------------------------------------------------------------- Postgres
 
@@ -103,7 +134,7 @@ class LocalPostgres:
             raise RuntimeError(f"{args[0]} failed ({result.returncode}): {text}")
         return text
 
-    def init(self) -> None:
+    def init(self, extension_directory: Path | None = None) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         # The unprivileged server user must be able to reach its directory.
         for parent in (self.root, *self.root.parents):
@@ -134,6 +165,8 @@ class LocalPostgres:
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "max_connections = 100\n"
             )
+            if extension_directory is not None:
+                conf.write(f"extension_control_path = '$system:{extension_directory}'\n")
         # Everyone but the superuser proves the current token, as on Lakebase.
         (self.data / "pg_hba.conf").write_text(
             f"local all {SUPERUSER} trust\nlocal all all scram-sha-256\n"
@@ -519,6 +552,7 @@ class FakeLakebase:
     """Postgres + TLS front door + REST stand-in, wired together as one Lakebase instance."""
 
     def __init__(self, root: Path, user_name: str = "agent@example.com") -> None:
+        self.root = root
         self.host = _free_loopback_host()
         self.postgres = LocalPostgres(root / "pg")
         self.state = StandInState(
@@ -539,8 +573,17 @@ class FakeLakebase:
     def user_name(self) -> str:
         return self.state.user_name
 
+    def _write_databricks_auth(self, root: Path) -> Path:
+        directory = root / "extensions"
+        (directory / "extension").mkdir(parents=True, exist_ok=True)
+        (directory / "extension" / "databricks_auth.control").write_text(DATABRICKS_AUTH_CONTROL)
+        (directory / "extension" / "databricks_auth--1.0.sql").write_text(DATABRICKS_AUTH_SQL)
+        for path in (directory, directory / "extension", *(directory / "extension").iterdir()):
+            path.chmod(path.stat().st_mode | 0o755)
+        return directory
+
     def start(self) -> FakeLakebase:
-        self.postgres.init()
+        self.postgres.init(extension_directory=self._write_databricks_auth(self.root))
         self.postgres.start()
         self.postgres.execute("CREATE DATABASE databricks_postgres")
         self.postgres.execute(
