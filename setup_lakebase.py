@@ -293,7 +293,7 @@ class _Recorder:
                 return self
         if params is not None:
             text = psycopg.ClientCursor(self.conn).mogrify(text, params)
-        self.statements.append(text.strip())
+        self.statements.append(text.strip().rstrip(";"))
         return self
 
     def fetchone(self) -> Any:
