@@ -12,7 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["store", "locomo"], action="append", help="run only these benchmarks"
     )
-    parser.add_argument("--url", help="Postgres to use (default: an embedded server under bench/results/pg)")
+    parser.add_argument(
+        "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
+    )
     args = parser.parse_args(argv)
     selected = args.only or ["locomo", "store"]
     if "locomo" in selected:

@@ -159,8 +159,10 @@ def _vector_field(vector: np.ndarray) -> bytes:
     return struct.pack("!i", len(payload)) + payload
 
 
-def _rows_interleaved(corpus: Corpus, users: Sequence[User]) -> Iterator[tuple[User, int, np.ndarray]]:
-    """Rows in arrival order: blocks of users whose memories interleave, as writes over time would."""
+def _rows_interleaved(
+    corpus: Corpus, users: Sequence[User]
+) -> Iterator[tuple[User, int, np.ndarray]]:
+    """Rows in arrival order: blocks of users whose memories interleave, as writes would."""
     shuffled = list(users)
     random.Random(3).shuffle(shuffled)
     block = 400
@@ -183,7 +185,11 @@ def bulk_load(url: str, corpus: Corpus, users: Sequence[User]) -> tuple[int, flo
                 for user in users:
                     for index in range(user.size):
                         copy.write_row(
-                            (user.prefix, f"m{index:05d}", f'{{"content": "memory {index} of {user.label}"}}')
+                            (
+                                user.prefix,
+                                f"m{index:05d}",
+                                f'{{"content": "memory {index} of {user.label}"}}',
+                            )
                         )
             with cur.copy(
                 "COPY store_vectors (prefix, key, field_name, embedding) FROM STDIN (FORMAT BINARY)"
@@ -250,7 +256,9 @@ def measure_search(
     results: dict[str, dict[int, SizeResult]] = {name: {} for name in stores}
     picker = random.Random(11)
     for size in sorted(config.probe_users):
-        probes = picker.sample(by_size.get(size, []), min(config.probe_users[size], len(by_size.get(size, []))))
+        probes = picker.sample(
+            by_size.get(size, []), min(config.probe_users[size], len(by_size.get(size, [])))
+        )
         cases: list[tuple[User, str, list[str]]] = []
         for user in probes:
             vectors = corpus.vectors(user)
@@ -259,7 +267,7 @@ def measure_search(
         for name in stores:
             results[name][size] = SizeResult(size)
         # Warm both stores on the same cases once, then measure, alternating stores per query.
-        for name, store in stores.items():
+        for store in stores.values():
             for user, text, _ in cases[: min(len(cases), 10)]:
                 store.search(user.namespace, query=text, limit=K)
         for user, text, exact in cases:
@@ -287,14 +295,17 @@ def measure_ingest(url: str, count: int) -> dict[str, float]:
     texts = [embeddings.add(vector) for vector in vectors]
     rates: dict[str, float] = {}
     for name in ("ours", "stock"):
-        with bench_database(url_hint(url)) as fresh, ConnectionPool(
-            fresh, kwargs=CONNECTION_KWARGS, min_size=1, max_size=2
-        ) as pool:
+        with (
+            bench_database(url_hint(url)) as fresh,
+            ConnectionPool(fresh, kwargs=CONNECTION_KWARGS, min_size=1, max_size=2) as pool,
+        ):
             store: Any
             if name == "ours":
                 store = MemoryStore(pool, embeddings=embeddings, dims=DIMS, search_mode="vector")
             else:
-                store = PostgresStore(pool, index={"dims": DIMS, "embed": embeddings, "fields": ["content"]})
+                store = PostgresStore(
+                    pool, index={"dims": DIMS, "embed": embeddings, "fields": ["content"]}
+                )
             store.setup()
             started = time.perf_counter()
             for start in range(0, count, 50):
@@ -340,14 +351,18 @@ def run(large: bool = False, url: str | None = None, log: Any = print) -> dict[s
             rows, seconds = bulk_load(database_url, corpus, users)
             report["bulk_load_rows_per_second"] = rows / seconds
             log(f"  {rows:,} rows in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)")
-            stock = PostgresStore(pool, index={"dims": DIMS, "embed": embeddings, "fields": ["content"]})
+            stock = PostgresStore(
+                pool, index={"dims": DIMS, "embed": embeddings, "fields": ["content"]}
+            )
             started = time.perf_counter()
             stock.setup()  # builds the stock HNSW index over the loaded table
             report["hnsw_build_seconds"] = time.perf_counter() - started
             log(f"  stock HNSW index built in {report['hnsw_build_seconds']:.0f} s")
             with psycopg.connect(database_url, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE store_vectors")
-            results = measure_search({"ours": ours, "stock": stock}, corpus, users, config, embeddings)
+            results = measure_search(
+                {"ours": ours, "stock": stock}, corpus, users, config, embeddings
+            )
         report["search"] = {
             name: [result.summary() for _, result in sorted(sizes.items())]
             for name, sizes in results.items()

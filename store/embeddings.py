@@ -27,11 +27,12 @@ DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Function words carry no topic; leaving them out keeps "I like tea" and
 # "you like tea" close and stops every sentence looking alike.
-_STOPWORDS = frozenset(
-    """a an and are as at be been but by did do does for from had has have he her hers him his
-    how i i'm if in into is it it's its me my of on or our she so that the their them they this
-    to too up us was we were what when where which who why will with you your yours""".split()
+_STOPWORD_TEXT = (
+    "a an and are as at be been but by did do does for from had has have he her hers him his "
+    "how i i'm if in into is it it's its me my of on or our she so that the their them they "
+    "this to too up us was we were what when where which who why will with you your yours"
 )
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split(" "))
 
 
 def _stem(word: str) -> str:
@@ -138,7 +139,9 @@ def make_embeddings(config: EmbeddingsConfig) -> Embeddings:
         return OpenAIEmbeddings(**kwargs)
     if config.kind == "minilm":
         return MiniLMEmbeddings()
-    raise ValueError(f"unknown embeddings kind {config.kind!r}; use hash, databricks, openai or minilm")
+    raise ValueError(
+        f"unknown embeddings kind {config.kind!r}; use hash, databricks, openai or minilm"
+    )
 
 
 class MiniLMEmbeddings(Embeddings):

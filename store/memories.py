@@ -37,7 +37,8 @@ def _clean(content: str) -> str:
         raise ValueError("memory content is empty")
     if len(text) > MAX_CONTENT_CHARACTERS:
         raise ValueError(
-            f"memory content is {len(text)} characters; keep one fact under {MAX_CONTENT_CHARACTERS}"
+            f"memory content is {len(text)} characters; "
+            f"keep one fact under {MAX_CONTENT_CHARACTERS}"
         )
     return text
 

@@ -61,6 +61,7 @@ BM25_B = 0.75
 # Half-precision copies live in a btree entry, which must stay under ~2.7 kB
 # together with prefix and key: 2 bytes per dimension caps this at 1,200 dims.
 MAX_COVERING_DIMS = 1200
+DEFAULT_FUSION = FusionWeights()
 SETUP_LOCK_KEY = 0x6D656D5F73746F  # "mem_sto": one setup at a time per database
 SETUP_LOCK_TIMEOUT_SECONDS = 300.0
 
@@ -124,7 +125,9 @@ class _MemorySearch:
         return _DISTANCE[kind]
 
     def _vector_type(self) -> str:
-        return str((self.index_config or {}).get("ann_index_config", {}).get("vector_type", "vector"))
+        return str(
+            (self.index_config or {}).get("ann_index_config", {}).get("vector_type", "vector")
+        )
 
     # -- setup ---------------------------------------------------------------
 
@@ -187,9 +190,8 @@ class _MemorySearch:
         refresh_gets = bool(self.ttl_config and self.ttl_config.get("refresh_on_read", True))
         rewritten: list[Op] = []
         for op in ops:
-            if isinstance(op, SearchOp) and op.refresh_ttl:
-                op = op._replace(refresh_ttl=False)
-            elif isinstance(op, GetOp) and op.refresh_ttl and not refresh_gets:
+            refreshes = isinstance(op, SearchOp) or (isinstance(op, GetOp) and not refresh_gets)
+            if refreshes and getattr(op, "refresh_ttl", False):
                 op = op._replace(refresh_ttl=False)
             rewritten.append(op)
         return rewritten
@@ -258,7 +260,8 @@ class _MemorySearch:
             cast_to = "halfvec"
             path = _namespace_to_text(op.namespace_prefix)
             like = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ".%"
-            arm = f"""(SELECT sv.prefix, sv.key, (sv.{column} {operator} %s::{cast_to}) + 0 AS distance
+            distance = f"(sv.{column} {operator} %s::{cast_to}) + 0"
+            arm = f"""(SELECT sv.prefix, sv.key, {distance} AS distance
                        FROM store_vectors sv WHERE sv.prefix {{cond}}
                        ORDER BY 3 LIMIT %s)"""
             exact_arm = arm.format(cond="= %s")
@@ -283,7 +286,7 @@ class _MemorySearch:
         return sql, [*ns_params, *filter_params, vector, limit]
 
     def _lexical_sql(self, op: SearchOp, limit: int) -> tuple[str, list[Any]]:
-        """Okapi BM25 of the namespace's rows for ``op.query``; top ``limit`` (prefix, key, bm25)."""
+        """Okapi BM25 over the namespace's rows; the top ``limit`` (prefix, key, bm25)."""
         ns_sql, ns_params = _ns_condition("store.prefix", op.namespace_prefix)
         filter_sql, filter_params = self._filters(op)
         config = TEXT_SEARCH_CONFIG
@@ -413,9 +416,7 @@ class _MemorySearch:
             similarity = self._similarity(row["distance"])
             if similarity is not None:
                 vector[_Hit(row["prefix"], row["key"])] = similarity
-        return {
-            cast(_Hit, hit): score for hit, score in fuse_scores(lexical, vector, self.fusion)
-        }
+        return {cast(_Hit, hit): score for hit, score in fuse_scores(lexical, vector, self.fusion)}
 
 
 class MemoryStore(_MemorySearch, PostgresStore):
@@ -436,10 +437,12 @@ class MemoryStore(_MemorySearch, PostgresStore):
         ann_index: bool = False,
         ttl: TTLConfig | None = None,
         search_mode: SearchMode = "hybrid",
-        fusion: FusionWeights = FusionWeights(),
+        fusion: FusionWeights = DEFAULT_FUSION,
         candidates: int = 50,
     ) -> None:
-        super().__init__(conn, index=_index_config(embeddings, dims, fields, distance_type, ann_index), ttl=ttl)
+        super().__init__(
+            conn, index=_index_config(embeddings, dims, fields, distance_type, ann_index), ttl=ttl
+        )
         self._init_memory(search_mode, fusion, candidates)
 
     # -- setup -----------------------------------------------------------------
@@ -554,7 +557,7 @@ class MemoryStore(_MemorySearch, PostgresStore):
 
 
 class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
-    """Async twin of ``MemoryStore`` on an ``AsyncConnectionPool`` (build it inside a running loop)."""
+    """Async twin of ``MemoryStore`` on an ``AsyncConnectionPool`` (build it in a running loop)."""
 
     def __init__(
         self,
@@ -567,10 +570,12 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
         ann_index: bool = False,
         ttl: TTLConfig | None = None,
         search_mode: SearchMode = "hybrid",
-        fusion: FusionWeights = FusionWeights(),
+        fusion: FusionWeights = DEFAULT_FUSION,
         candidates: int = 50,
     ) -> None:
-        super().__init__(conn, index=_index_config(embeddings, dims, fields, distance_type, ann_index), ttl=ttl)
+        super().__init__(
+            conn, index=_index_config(embeddings, dims, fields, distance_type, ann_index), ttl=ttl
+        )
         self._init_memory(search_mode, fusion, candidates)
 
     async def setup(self) -> None:
@@ -582,7 +587,7 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
             try:
                 embedding_type = await _ascalar(conn, self._embedding_type_sql())
                 self._check_dims(embedding_type)
-                await AsyncPostgresStore(conn, index=self.index_config, ttl=self.ttl_config).setup()
+                await _arun_library_migrations(conn, self)
                 embedding_type = await _ascalar(conn, self._embedding_type_sql())
                 for statement in self._additions_ddl(embedding_type):
                     await conn.execute(statement)
@@ -703,6 +708,41 @@ def _index_config(
             "ann_index_config": {"kind": "hnsw" if ann_index else "flat", "vector_type": "vector"},
         },
     )
+
+
+def _vector_migration_sql(store: Any, migration: Any) -> str:
+    """A library vector migration's SQL with its parameters filled, as PostgresStore.setup does."""
+    if not migration.params:
+        return str(migration.sql)
+    params = {
+        name: value(store) if callable(value) else value for name, value in migration.params.items()
+    }
+    return str(migration.sql % params)
+
+
+async def _arun_library_migrations(conn: Any, store: Any) -> None:
+    # AsyncPostgresStore.setup ignores a migration's `condition` (the sync one
+    # honours it), so with the "flat" (no ANN index) config it fails on the
+    # HNSW migration. Same lists, same version tables, same order as the sync
+    # PostgresStore.setup.
+    for table, migrations in (
+        ("store_migrations", [(sql, None) for sql in AsyncPostgresStore.MIGRATIONS]),
+        ("vector_migrations", [(m, m) for m in AsyncPostgresStore.VECTOR_MIGRATIONS]),
+    ):
+        if table == "vector_migrations" and not store.index_config:
+            continue
+        await conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (v INTEGER PRIMARY KEY)")
+        current = await _ascalar(conn, f"SELECT max(v) FROM {table}")
+        start = -1 if current is None else int(current)
+        for version, (item, migration) in enumerate(migrations[start + 1 :], start=start + 1):
+            if migration is None:
+                sql = str(item)
+            else:
+                if migration.condition and not migration.condition(store):
+                    continue
+                sql = _vector_migration_sql(store, migration)
+            await conn.execute(sql)
+            await conn.execute(f"INSERT INTO {table} (v) VALUES (%s)", (version,))
 
 
 def _scalar(conn: Any, sql: str) -> Any:

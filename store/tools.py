@@ -25,14 +25,19 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-NO_USER = "No user is identified in this conversation, so there is no long-term memory. Answer without it."
+NO_USER = (
+    "No user is identified in this conversation, so there is no long-term memory. "
+    "Answer without it."
+)
 UNAVAILABLE = "Long-term memory is unavailable right now. Answer without it and do not retry."
 
 
 def runtime_user_id(runtime: ToolRuntime) -> str | None:
     """The run's user id from the trusted run-time context (a Context object or a dict)."""
     context = runtime.context
-    user_id = context.get("user_id") if isinstance(context, dict) else getattr(context, "user_id", None)
+    user_id = (
+        context.get("user_id") if isinstance(context, dict) else getattr(context, "user_id", None)
+    )
     return user_id or None
 
 
@@ -70,7 +75,9 @@ def make_memory_tools(
         except Exception as exc:
             return _failure(exc)
 
-    async def _arun(runtime: ToolRuntime, action: Callable[[BaseStore, str], Awaitable[str]]) -> str:
+    async def _arun(
+        runtime: ToolRuntime, action: Callable[[BaseStore, str], Awaitable[str]]
+    ) -> str:
         scope = _scope(runtime)
         if isinstance(scope, str):
             return scope
@@ -171,7 +178,8 @@ def make_memory_tools(
             key: The memory's key, as shown in brackets by search_memories.
         """
         return _run(
-            runtime, lambda store, user: _deleted_text(memories.delete_memory(store, user, key), key)
+            runtime,
+            lambda store, user: _deleted_text(memories.delete_memory(store, user, key), key),
         )
 
     async def adelete_memory(key: str, runtime: ToolRuntime) -> str:

@@ -77,9 +77,13 @@ def test_a_user_namespace_does_not_match_a_longer_user_id(memory_store: MemorySt
 def test_search_returns_min_of_limit_and_count(memory_store: MemoryStore) -> None:
     namespace = user_namespace("bob")
     for index in range(30):
-        memory_store.put(namespace, f"k{index}", {"content": f"note {index} about topic {index % 3}"})
+        memory_store.put(
+            namespace, f"k{index}", {"content": f"note {index} about topic {index % 3}"}
+        )
     for mode in ("vector", "hybrid"):
-        assert len(memory_store.search(namespace, query="unrelated words", limit=10, mode=mode)) == 10
+        assert (
+            len(memory_store.search(namespace, query="unrelated words", limit=10, mode=mode)) == 10
+        )
         assert len(memory_store.search(namespace, query="note", limit=50, mode=mode)) == 30
     assert len(memory_store.search(namespace, query="note", limit=5, offset=27, mode="vector")) == 3
 
@@ -98,7 +102,10 @@ def test_vector_search_is_exact_against_numpy(memory_store: MemoryStore) -> None
 
     namespace = user_namespace("dave")
     embeddings = HashEmbeddings(DIMS)
-    texts = [f"item {index} colour {index % 7} shape {index % 11} size {index % 5}" for index in range(300)]
+    texts = [
+        f"item {index} colour {index % 7} shape {index % 11} size {index % 5}"
+        for index in range(300)
+    ]
     for index, text in enumerate(texts):
         memory_store.put(namespace, f"k{index:03d}", {"content": text})
     query = "colour 3 shape 4"
@@ -137,7 +144,9 @@ def test_stock_store_reads_ours_and_we_read_the_stock_stores(
     stock.put(user_namespace("gina"), "pet", {"content": "has a cat named Miso"})
     memory_store.setup()
     for mode in ("vector", "lexical", "hybrid"):
-        assert memory_store.search(user_namespace("gina"), query="cat name", mode=mode)[0].key == "pet"
+        assert (
+            memory_store.search(user_namespace("gina"), query="cat name", mode=mode)[0].key == "pet"
+        )
 
 
 def test_dimension_mismatch_is_a_clear_error_and_writes_nothing(
@@ -164,7 +173,9 @@ def test_forget_namespace_removes_only_that_user(memory_store: MemoryStore) -> N
     assert memory_store.count(user_namespace("ivy.")) == len(FACTS)
     assert memory_store.count(user_namespace("ivy2")) == len(FACTS)
     with memory_store._cursor() as cur:
-        cur.execute("SELECT count(*) AS n FROM store_vectors WHERE prefix = %s", ("user_memories.ivy",))
+        cur.execute(
+            "SELECT count(*) AS n FROM store_vectors WHERE prefix = %s", ("user_memories.ivy",)
+        )
         assert cur.fetchone()["n"] == 0
 
 
@@ -192,7 +203,9 @@ def test_ttl_is_optional_and_omits_expired(pool: ConnectionPool[Any]) -> None:
     with store._cursor() as cur:
         cur.execute("UPDATE store SET expires_at = now() - interval '1 minute' WHERE key = 'old'")
     for mode in ("vector", "lexical", "hybrid"):
-        assert [item.key for item in store.search(namespace, query="tea fact", mode=mode)] == ["new"]
+        assert [item.key for item in store.search(namespace, query="tea fact", mode=mode)] == [
+            "new"
+        ]
     assert store.sweep_ttl() == 1
 
 
@@ -241,6 +254,7 @@ def test_two_processes_can_set_up_at_once(database_url: str) -> None:
         versions = conn.execute("SELECT v FROM store_migrations ORDER BY v").fetchall()
         assert [row[0] for row in versions] == list(range(len(PostgresStore.MIGRATIONS)))
         columns = conn.execute(
-            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'store'::regclass AND attname = 'search_text'"
+            "SELECT count(*) FROM pg_attribute"
+            " WHERE attrelid = 'store'::regclass AND attname = 'search_text'"
         ).fetchone()
         assert columns == (1,)
