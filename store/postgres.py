@@ -350,6 +350,27 @@ class _MemorySearch:
         """
         return sql, [*params, prefixes, keys]
 
+    def _vector_search_sql(self, op: SearchOp, vector: str) -> tuple[str, list[Any]]:
+        """Vector mode in one statement: candidates by (half-precision) distance, then the
+        exact full-precision re-rank of those candidates, best ``offset + limit`` rows."""
+        candidates_sql, candidates_params = self._vector_candidates_sql(
+            op, vector, self._rerank_count(op)
+        )
+        operator, _ = self._distance()
+        sql = f"""
+            WITH candidates AS MATERIALIZED ({candidates_sql}),
+            ranked AS (
+                SELECT s.prefix, s.key, s.value, s.created_at, s.updated_at,
+                       (SELECT min(sv.embedding {operator} %s::{self._vector_type()})
+                        FROM store_vectors sv
+                        WHERE sv.prefix = s.prefix AND sv.key = s.key) AS distance
+                FROM (SELECT DISTINCT prefix, key FROM candidates) c
+                JOIN store s ON s.prefix = c.prefix AND s.key = c.key
+            )
+            SELECT * FROM ranked ORDER BY distance, key LIMIT %s
+        """
+        return sql, [*candidates_params, vector, op.offset + op.limit]
+
     def _similarity(self, distance: float | None) -> float | None:
         if distance is None:
             return None
@@ -521,6 +542,10 @@ class MemoryStore(_MemorySearch, PostgresStore):
             if chosen != "lexical"
             else None
         )
+        if chosen == "vector":
+            cur.execute(*self._vector_search_sql(op, cast(str, vector)))
+            fetched = cur.fetchall()
+            return self._items_from_rows(fetched, self._scores(chosen, [], fetched), op)
         lexical_rows: list[dict[str, Any]] = []
         hits: list[_Hit] = []
         if chosen in ("lexical", "hybrid"):
@@ -528,7 +553,7 @@ class MemoryStore(_MemorySearch, PostgresStore):
             lexical_rows = cur.fetchall()
             hits.extend(_Hit(row["prefix"], row["key"]) for row in lexical_rows)
         if vector is not None:
-            count = self._rerank_count(op) if chosen == "vector" else self._candidate_count(op)
+            count = self._candidate_count(op)
             cur.execute(*self._vector_candidates_sql(op, vector, count))
             hits.extend(_Hit(row["prefix"], row["key"]) for row in cur.fetchall())
         hits = list(dict.fromkeys(hits))
@@ -650,6 +675,10 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
         if chosen != "lexical":
             embedded = await cast(Embeddings, self.embeddings).aembed_query(op.query)
             vector = _vector_literal(embedded)
+        if chosen == "vector":
+            await cur.execute(*self._vector_search_sql(op, cast(str, vector)))
+            fetched = await cur.fetchall()
+            return self._items_from_rows(fetched, self._scores(chosen, [], fetched), op)
         lexical_rows: list[dict[str, Any]] = []
         hits: list[_Hit] = []
         if chosen in ("lexical", "hybrid"):
@@ -657,7 +686,7 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
             lexical_rows = await cur.fetchall()
             hits.extend(_Hit(row["prefix"], row["key"]) for row in lexical_rows)
         if vector is not None:
-            count = self._rerank_count(op) if chosen == "vector" else self._candidate_count(op)
+            count = self._candidate_count(op)
             await cur.execute(*self._vector_candidates_sql(op, vector, count))
             hits.extend(_Hit(row["prefix"], row["key"]) for row in await cur.fetchall())
         hits = list(dict.fromkeys(hits))
