@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from database.targets import with_database
 
 DATA_DIRECTORY_NAME = "pgdata"
 
@@ -89,22 +92,16 @@ class EmbeddedPostgres:
 def _ensure_database(admin_url: str, database: str) -> None:
     """Create ``database`` with the vector extension if it does not exist yet."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        # Another process may create it between our check and our CREATE.
         if not exists:
-            try:
+            with suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it between our check and our CREATE
-    with psycopg.connect(_with_database(admin_url, database), autocommit=True) as conn:
-        try:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        except psycopg.errors.UniqueViolation:
-            pass  # two first-time starts raced on the extension's catalog row
-
-
-def _with_database(url: str, database: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(url)
-    params["dbname"] = database
-    return make_conninfo(**params)
+    # Two first-time starts can race on the extension's catalog row.
+    with (
+        psycopg.connect(with_database(admin_url, database), autocommit=True) as conn,
+        suppress(psycopg.errors.UniqueViolation),
+    ):
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")

@@ -11,9 +11,10 @@ from database.targets import redact_url
 
 
 def test_url_target_pool_runs_queries(database_url: str) -> None:
-    with open_database(UrlTarget(database_url)) as db:
-        with db.pool.connection() as conn:
-            row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    with open_database(UrlTarget(database_url)) as db, db.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        ).fetchone()
     assert row is not None and row["extversion"].startswith("0.")
 
 
@@ -21,9 +22,8 @@ def test_unreachable_url_raises_one_line_reason(tmp_path: Path) -> None:
     missing_socket_dir = tmp_path / "no-server-here"
     missing_socket_dir.mkdir()
     url = f"postgresql://postgres@/x?host={missing_socket_dir}&connect_timeout=2"
-    with pytest.raises(DatabaseUnavailable) as excinfo:
-        with open_database(UrlTarget(url)):
-            pass
+    with pytest.raises(DatabaseUnavailable) as excinfo, open_database(UrlTarget(url)):
+        pass
     message = str(excinfo.value)
     assert "\n" not in message
     assert message.startswith("cannot connect to Postgres at")
@@ -31,13 +31,11 @@ def test_unreachable_url_raises_one_line_reason(tmp_path: Path) -> None:
 
 def test_embedded_target_keeps_data_between_runs(tmp_path: Path) -> None:
     target = EmbeddedTarget(tmp_path / "home")
-    with open_database(target) as db:
-        with db.pool.connection() as conn:
-            conn.execute("CREATE TABLE kept (v int)")
-            conn.execute("INSERT INTO kept VALUES (42)")
-    with open_database(target) as db:
-        with db.pool.connection() as conn:
-            row = conn.execute("SELECT v FROM kept").fetchone()
+    with open_database(target) as db, db.pool.connection() as conn:
+        conn.execute("CREATE TABLE kept (v int)")
+        conn.execute("INSERT INTO kept VALUES (42)")
+    with open_database(target) as db, db.pool.connection() as conn:
+        row = conn.execute("SELECT v FROM kept").fetchone()
     assert row == {"v": 42}
 
 

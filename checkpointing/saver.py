@@ -1,0 +1,185 @@
+"""LangGraph's Postgres checkpointer on the shared pool, plus safe setup and table checks.
+
+We use ``PostgresSaver`` / ``AsyncPostgresSaver`` and their tables unchanged
+(checkpoints, checkpoint_blobs, checkpoint_writes, checkpoint_migrations), with
+two additions, each for correctness:
+
+- thread ids are validated before they reach SQL, so a bad id is a one-line
+  error instead of a btree-size or NUL-byte failure deep in a write;
+- ``setup`` holds a Postgres advisory lock, because the stock migration loop
+  run by two processes at once races on ``checkpoint_migrations`` (duplicate
+  key) and on ``CREATE INDEX CONCURRENTLY``; the lock is awaited by polling,
+  never by a blocking statement (see ``setup_lock``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+from checkpointing.threads import thread_id_from_config
+
+CHECKPOINT_TABLES = (
+    "checkpoint_migrations",
+    "checkpoints",
+    "checkpoint_blobs",
+    "checkpoint_writes",
+)
+# One constant key for every process that runs our migrations (checkpoint and store).
+SETUP_LOCK_KEY = 0x6D656D6F7279  # "memory"
+
+TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
+MISSING_TABLES_SQL = """
+SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
+"""
+
+
+class MemoryAgentSaver(PostgresSaver):
+    """``PostgresSaver`` that rejects invalid thread ids with a clear error."""
+
+    def get_tuple(self, config: RunnableConfig) -> Any:
+        thread_id_from_config(config)
+        return super().get_tuple(config)
+
+    def list(self, config: RunnableConfig | None, **kwargs: Any) -> Iterator[Any]:
+        thread_id_from_config(config)
+        return super().list(config, **kwargs)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        thread_id_from_config(config)
+        return super().put(config, checkpoint, metadata, new_versions)
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        thread_id_from_config(config)
+        super().put_writes(config, writes, task_id, task_path)
+
+
+class AsyncMemoryAgentSaver(AsyncPostgresSaver):
+    """``AsyncPostgresSaver`` that rejects invalid thread ids with a clear error."""
+
+    async def aget_tuple(self, config: RunnableConfig) -> Any:
+        thread_id_from_config(config)
+        return await super().aget_tuple(config)
+
+    async def alist(self, config: RunnableConfig | None, **kwargs: Any) -> AsyncIterator[Any]:
+        thread_id_from_config(config)
+        async for item in super().alist(config, **kwargs):
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        thread_id_from_config(config)
+        return await super().aput(config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        thread_id_from_config(config)
+        await super().aput_writes(config, writes, task_id, task_path)
+
+
+class SetupLockTimeout(RuntimeError):
+    """Another process has been running migrations for longer than we wait."""
+
+
+def _lock_timeout_error() -> SetupLockTimeout:
+    return SetupLockTimeout(
+        f"another process has held the setup lock for over {SETUP_LOCK_TIMEOUT_SECONDS} s; "
+        "wait for it to finish, then run setup again"
+    )
+
+
+# A waiter must not sit in `SELECT pg_advisory_lock(...)`: that open statement is a
+# transaction, and the holder's CREATE INDEX CONCURRENTLY waits for every open
+# transaction, so the two would deadlock. Polling pg_try_advisory_lock keeps each
+# attempt a transaction of microseconds.
+SETUP_LOCK_POLL_SECONDS = 0.05
+SETUP_LOCK_TIMEOUT_SECONDS = 300
+
+
+@contextmanager
+def setup_lock(pool: Any) -> Iterator[Any]:
+    """Hold the migrations advisory lock on one pooled connection; yield that connection."""
+    with pool.connection() as conn:
+        deadline = time.monotonic() + SETUP_LOCK_TIMEOUT_SECONDS
+        while not conn.execute(TRY_LOCK_SQL, (SETUP_LOCK_KEY,)).fetchone()["locked"]:
+            if time.monotonic() > deadline:
+                raise _lock_timeout_error()
+            time.sleep(SETUP_LOCK_POLL_SECONDS)
+        try:
+            yield conn
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
+
+
+@asynccontextmanager
+async def asetup_lock(pool: Any) -> AsyncIterator[Any]:
+    """Async twin of ``setup_lock``."""
+    async with pool.connection() as conn:
+        deadline = time.monotonic() + SETUP_LOCK_TIMEOUT_SECONDS
+        while not (await (await conn.execute(TRY_LOCK_SQL, (SETUP_LOCK_KEY,))).fetchone())[
+            "locked"
+        ]:
+            if time.monotonic() > deadline:
+                raise _lock_timeout_error()
+            await asyncio.sleep(SETUP_LOCK_POLL_SECONDS)
+        try:
+            yield conn
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
+
+
+def setup_checkpoint_tables(pool: Any) -> None:
+    """Create or migrate the checkpoint tables; safe to run twice and concurrently."""
+    with setup_lock(pool) as conn:
+        PostgresSaver(conn).setup()
+
+
+async def asetup_checkpoint_tables(pool: Any) -> None:
+    """Async twin of ``setup_checkpoint_tables``."""
+    async with asetup_lock(pool) as conn:
+        await AsyncPostgresSaver(conn).setup()
+
+
+def missing_tables(pool: Any, tables: Sequence[str] = CHECKPOINT_TABLES) -> list[str]:
+    """Names among ``tables`` that do not exist (on the connection's search_path)."""
+    with pool.connection() as conn:
+        rows = conn.execute(MISSING_TABLES_SQL, (list(tables),)).fetchall()
+    return [row["name"] for row in rows]
+
+
+async def amissing_tables(pool: Any, tables: Sequence[str] = CHECKPOINT_TABLES) -> list[str]:
+    """Async twin of ``missing_tables``."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(MISSING_TABLES_SQL, (list(tables),))
+        rows = await cursor.fetchall()
+    return [row["name"] for row in rows]

@@ -1,0 +1,190 @@
+"""The public entry point: open the configured backend and yield the compiled graph.
+
+``open_agent()`` (sync) and ``aopen_agent()`` (async) read ``Settings`` once,
+open the one pool the process shares, make sure the tables exist (the embedded
+database and ``AUTO_SETUP=1`` create them; elsewhere that is the setup
+script's job), and compile the graph with the Postgres checkpointer.
+
+If memory cannot be had (no database, no tables), the graph is compiled
+without a checkpointer and still answers, statelessly: one warning names the
+cause and the fix, and ``graph.memory_available`` is False. With
+``MEMORY_REQUIRED=1`` the same message is raised as ``MemoryUnavailableError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from checkpointing import (
+    CHECKPOINT_TABLES,
+    AsyncMemoryAgentSaver,
+    MemoryAgentSaver,
+    amissing_tables,
+    asetup_checkpoint_tables,
+    missing_tables,
+    setup_checkpoint_tables,
+)
+from database import Database, DatabaseUnavailable, aopen_database, open_database
+from database.targets import EmbeddedTarget, LakebaseTarget, UrlTarget
+from graph.builder import MemoryAgentGraph, build_graph
+from graph.models import load_chat_model
+from graph.settings import Settings
+
+logger = logging.getLogger("memory_agent")
+_warned: set[str] = set()
+
+
+class MemoryUnavailableError(RuntimeError):
+    """Memory is required (MEMORY_REQUIRED=1) but cannot be had; one line with the fix."""
+
+
+@dataclass(frozen=True)
+class MemoryStatus:
+    """Whether runs are saved, and if not, why and how to fix it."""
+
+    available: bool
+    backend: str
+    problem: str | None = None
+    fix: str | None = None
+
+    def message(self) -> str:
+        if self.available:
+            return f"memory available: {self.backend}"
+        return f"memory unavailable: {self.problem}. Answering without memory. Fix: {self.fix}"
+
+
+def _fix_for_unreachable(settings: Settings) -> str:
+    target = settings.database
+    if isinstance(target, LakebaseTarget):
+        return (
+            "check the LAKEBASE_* variables and Databricks authentication "
+            "(DATABRICKS_HOST and a token or client id/secret); `python setup_lakebase.py --check` diagnoses"
+        )
+    if isinstance(target, UrlTarget):
+        return "start that server or correct DATABASE_URL (unset it to use the embedded database)"
+    return f"check that {target.home} is writable, or set MEMORY_AGENT_HOME to another folder"
+
+
+def _fix_for_missing_tables(settings: Settings) -> str:
+    return "run `python setup_lakebase.py` once (or set AUTO_SETUP=1 to create them at start)"
+
+
+def _report(status: MemoryStatus, settings: Settings) -> None:
+    if status.available:
+        return
+    message = status.message()
+    if settings.memory_required:
+        raise MemoryUnavailableError(message.replace("Answering without memory. ", ""))
+    if message not in _warned:  # once per process, not once per graph
+        _warned.add(message)
+        logger.warning(message)
+
+
+def _wants_setup(settings: Settings) -> bool:
+    return isinstance(settings.database, EmbeddedTarget) or settings.auto_setup
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _status_for_tables(settings: Settings, database: Database, missing: list[str]) -> MemoryStatus:
+    if missing:
+        return MemoryStatus(
+            available=False,
+            backend=database.describe(),
+            problem=f"tables {', '.join(missing)} are missing in {database.describe()}",
+            fix=_fix_for_missing_tables(settings),
+        )
+    return MemoryStatus(available=True, backend=database.describe())
+
+
+@contextmanager
+def open_agent(
+    settings: Settings | None = None,
+    *,
+    model: BaseChatModel | None = None,
+    workspace_client: Any = None,
+) -> Iterator[MemoryAgentGraph]:
+    """Open the configured backend and yield the compiled graph; close everything on exit.
+
+    ``with open_agent() as graph: graph.invoke({"messages": [...]}, config=...)``
+    """
+    settings = settings or Settings.from_env()
+    chat_model = model or load_chat_model(settings.model)
+    with ExitStack() as stack:
+        checkpointer = None
+        try:
+            database = stack.enter_context(
+                open_database(settings.database, workspace_client=workspace_client)
+            )
+        except DatabaseUnavailable as exc:
+            status = MemoryStatus(
+                False, settings.database.describe(), str(exc), _fix_for_unreachable(settings)
+            )
+        else:
+            try:
+                if _wants_setup(settings):
+                    setup_checkpoint_tables(database.pool)
+                status = _status_for_tables(
+                    settings, database, missing_tables(database.pool, CHECKPOINT_TABLES)
+                )
+            except (
+                Exception
+            ) as exc:  # any failure to prepare storage means "no memory", reported once
+                status = MemoryStatus(
+                    False, database.describe(), _first_line(exc), _fix_for_unreachable(settings)
+                )
+            if status.available:
+                checkpointer = MemoryAgentSaver(database.pool)
+        _report(status, settings)
+        graph = build_graph(checkpointer=checkpointer, model=chat_model)
+        graph.memory_available = status.available
+        graph.memory_status = status.message()
+        yield graph
+
+
+@asynccontextmanager
+async def aopen_agent(
+    settings: Settings | None = None,
+    *,
+    model: BaseChatModel | None = None,
+    workspace_client: Any = None,
+) -> AsyncIterator[MemoryAgentGraph]:
+    """Async twin of ``open_agent``: the graph uses the async checkpointer and pool."""
+    settings = settings or Settings.from_env()
+    chat_model = model or load_chat_model(settings.model)
+    async with AsyncExitStack() as stack:
+        checkpointer = None
+        try:
+            database = await stack.enter_async_context(
+                aopen_database(settings.database, workspace_client=workspace_client)
+            )
+        except DatabaseUnavailable as exc:
+            status = MemoryStatus(
+                False, settings.database.describe(), str(exc), _fix_for_unreachable(settings)
+            )
+        else:
+            try:
+                if _wants_setup(settings):
+                    await asetup_checkpoint_tables(database.pool)
+                missing = await amissing_tables(database.pool, CHECKPOINT_TABLES)
+                status = _status_for_tables(settings, database, missing)
+            except Exception as exc:
+                status = MemoryStatus(
+                    False, database.describe(), _first_line(exc), _fix_for_unreachable(settings)
+                )
+            if status.available:
+                checkpointer = AsyncMemoryAgentSaver(database.pool)
+        _report(status, settings)
+        graph = build_graph(checkpointer=checkpointer, model=chat_model)
+        graph.memory_available = status.available
+        graph.memory_status = status.message()
+        yield graph

@@ -1,0 +1,138 @@
+"""Deployment settings, read from the environment once at the entry point.
+
+Everything that says *where* (which Postgres, which model endpoint) lives in one
+frozen ``Settings``. Persistence and node modules never read the environment;
+they receive what they need from here. A setting that cannot be used raises
+``SettingsError`` with one line naming the variables to set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from database.targets import DatabaseTarget, EmbeddedTarget, LakebaseTarget, UrlTarget
+
+DEFAULT_HOME = Path("~/.memory-agent")
+LIBPQ_HOST_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGSERVICE")
+TRUE_VALUES = {"1", "true", "yes", "on"}
+FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+ModelKind = Literal["offline", "databricks", "openai"]
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which chat model answers: ``offline``, a Databricks endpoint, or OpenAI-compatible."""
+
+    kind: ModelKind = "offline"
+    name: str = "offline"
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        if self.kind == "offline":
+            return "offline (deterministic rule-based model, no LLM; set AGENT_MODEL to use one)"
+        if self.kind == "databricks":
+            return f"Databricks serving endpoint {self.name}"
+        return f"OpenAI-compatible model {self.name} at {self.base_url or 'api.openai.com'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the agent needs to know about its deployment."""
+
+    database: DatabaseTarget
+    """Where Postgres is: Lakebase, a URL, or the embedded server."""
+    model: ModelSettings = field(default_factory=ModelSettings)
+    """The chat model."""
+    memory_required: bool = False
+    """MEMORY_REQUIRED=1: fail instead of answering statelessly when memory is unavailable."""
+    auto_setup: bool = False
+    """AUTO_SETUP=1: create missing tables at start (always on for the embedded database)."""
+    home: Path = DEFAULT_HOME
+    """MEMORY_AGENT_HOME: the embedded database and local state live here."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("MEMORY_AGENT_HOME") or DEFAULT_HOME).expanduser()
+        return cls(
+            database=database_target_from_env(env, home),
+            model=model_settings_from_env(env),
+            memory_required=_flag(env, "MEMORY_REQUIRED"),
+            auto_setup=_flag(env, "AUTO_SETUP"),
+            home=home,
+        )
+
+    @property
+    def is_embedded(self) -> bool:
+        return isinstance(self.database, EmbeddedTarget)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in TRUE_VALUES:
+        return True
+    if value in FALSE_VALUES:
+        return False
+    raise SettingsError(f"{name}={env[name]!r} is not a yes/no value; use 1 or 0")
+
+
+def _value(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def database_target_from_env(env: Mapping[str, str], home: Path) -> DatabaseTarget:
+    """Pick the database: Lakebase autoscaling, Lakebase provisioned, URL, else embedded."""
+    database_name = _value(env, "LAKEBASE_DATABASE_NAME") or "databricks_postgres"
+    schema = _value(env, "LAKEBASE_AGENT_MEMORY_SCHEMA")
+    endpoint = _value(env, "LAKEBASE_AUTOSCALING_ENDPOINT")
+    project = _value(env, "LAKEBASE_AUTOSCALING_PROJECT")
+    branch = _value(env, "LAKEBASE_AUTOSCALING_BRANCH")
+    if endpoint:
+        return LakebaseTarget(autoscaling_endpoint=endpoint, database=database_name, schema=schema)
+    if project or branch:
+        if not (project and branch):
+            missing = "LAKEBASE_AUTOSCALING_BRANCH" if project else "LAKEBASE_AUTOSCALING_PROJECT"
+            raise SettingsError(
+                f"Lakebase autoscaling needs both LAKEBASE_AUTOSCALING_PROJECT and "
+                f"LAKEBASE_AUTOSCALING_BRANCH; set {missing} (or use LAKEBASE_AUTOSCALING_ENDPOINT)"
+            )
+        return LakebaseTarget(project=project, branch=branch, database=database_name, schema=schema)
+    instance = _value(env, "LAKEBASE_INSTANCE_NAME")
+    if instance:
+        return LakebaseTarget(instance_name=instance, database=database_name, schema=schema)
+    url = _value(env, "DATABASE_URL")
+    if url:
+        return UrlTarget(url)
+    if any(_value(env, name) for name in LIBPQ_HOST_VARIABLES):
+        return UrlTarget("")  # libpq reads PGHOST, PGUSER, PGPASSWORD, ... itself
+    return EmbeddedTarget(home)
+
+
+def model_settings_from_env(env: Mapping[str, str]) -> ModelSettings:
+    """AGENT_MODEL: ``offline`` (default), ``openai:<model>``, or a Databricks endpoint name."""
+    choice = _value(env, "AGENT_MODEL") or "offline"
+    if choice == "offline":
+        return ModelSettings()
+    if choice.startswith("openai:"):
+        name = choice.removeprefix("openai:").strip()
+        if not name:
+            raise SettingsError("AGENT_MODEL=openai: needs a model name, e.g. openai:gpt-4o-mini")
+        return ModelSettings(
+            kind="openai",
+            name=name,
+            base_url=_value(env, "OPENAI_BASE_URL"),
+            api_key=_value(env, "OPENAI_API_KEY"),
+        )
+    return ModelSettings(kind="databricks", name=choice.removeprefix("databricks:").strip())

@@ -1,0 +1,89 @@
+"""Check a run's input before LangGraph writes any of it to the thread.
+
+LangGraph persists a run's input before reducers and nodes see it, so a
+message that fails later (an int as content, say) stays in the thread and
+breaks every later read of it. Rejecting bad input up front keeps the thread
+exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
+from langgraph.types import Command
+
+from checkpointing.threads import InvalidThreadId, thread_id_from_config
+
+
+class InvalidInput(ValueError):
+    """A run's input cannot be accepted; the message says why in one line."""
+
+
+def validate_run(input: Any, config: Mapping[str, Any] | None, *, needs_thread: bool) -> None:
+    """Raise ``InvalidInput`` / ``InvalidThreadId`` unless the run can start safely.
+
+    ``needs_thread``: the graph saves runs, so a thread id is required.
+    """
+    if thread_id_from_config(config) is None and needs_thread:
+        raise InvalidThreadId(
+            'a thread_id is required: pass config={"configurable": {"thread_id": "..."}}'
+        )
+    if input is None or isinstance(input, Command):
+        return  # resuming or continuing a thread: nothing new is written
+    if not isinstance(input, Mapping):
+        raise InvalidInput(
+            f"input must be a mapping like {{'messages': [...]}}, got {type(input).__name__}"
+        )
+    if "messages" in input:
+        validate_messages(input["messages"])
+
+
+def validate_messages(messages: Any) -> list[BaseMessage]:
+    """Convert ``messages`` to LangChain messages, rejecting empty or non-text user content."""
+    if isinstance(messages, str | BaseMessage | Mapping | tuple):
+        messages = [messages]
+    if not isinstance(messages, Sequence):
+        raise InvalidInput(f"messages must be a list, got {type(messages).__name__}")
+    if not messages:
+        raise InvalidInput("messages must not be empty")
+    for position, message in enumerate(messages, start=1):
+        content = _raw_content(message)
+        if content is not None and not isinstance(content, str | list):
+            raise InvalidInput(
+                f"message {position}: content must be text or a list of content blocks, "
+                f"got {type(content).__name__}"
+            )
+    try:
+        converted = convert_to_messages(messages)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"messages could not be read: {first_line}") from exc
+    for position, message in enumerate(converted, start=1):
+        if isinstance(message, HumanMessage) and not _has_text(message.content):
+            raise InvalidInput(f"message {position} is empty; send some text")
+    return converted
+
+
+def _raw_content(message: Any) -> Any:
+    if isinstance(message, BaseMessage):
+        return message.content
+    if isinstance(message, Mapping):
+        return message.get("content")
+    if isinstance(message, tuple) and len(message) == 2:
+        return message[1]
+    return None
+
+
+def _has_text(content: str | list[Any]) -> bool:
+    if isinstance(content, str):
+        return bool(content.strip())
+    for block in content:
+        if isinstance(block, str) and block.strip():
+            return True
+        if isinstance(block, Mapping) and block.get("type") != "text":
+            return True  # an image or file block is content even without text
+        if isinstance(block, Mapping) and str(block.get("text", "")).strip():
+            return True
+    return False
