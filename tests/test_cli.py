@@ -204,3 +204,16 @@ def test_missing_tables_still_answers_with_a_warning(subprocess_env: dict[str, s
     assert "memory unavailable" in result.stderr and "Traceback" not in result.stderr
     threads = cli(["threads"], subprocess_env)
     assert threads.returncode == 1 and "memory unavailable" in threads.stderr
+
+
+def test_ask_never_imports_databricks_or_mlflow_on_the_default_path(
+    ready_env: dict[str, str],
+) -> None:
+    # These imports cost seconds each; the offline/embedded path must not pay for them.
+    probe = (
+        "import sys; from graph.cli import main; code = main(['ask', 'hello', '--thread', 'imports']); "
+        "heavy = sorted(m for m in ('mlflow', 'databricks_langchain', 'databricks.sdk', 'langchain_openai', 'openai') "
+        "if m in sys.modules); print(code, heavy)"
+    )
+    result = run(["-c", probe], ready_env)
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stdout + result.stderr
