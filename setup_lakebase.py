@@ -339,7 +339,7 @@ def plan_sql(
             yield recorder
 
         saver = PostgresSaver(conn)
-        saver._cursor = recording_cursor  # type: ignore[method-assign]
+        saver._cursor = recording_cursor  # type: ignore[method-assign, assignment]
         saver.setup()
         # The store's setup is LangGraph's migrations (recorded, with the store's own
         # index configuration) followed by the store's additions, of which we print
@@ -348,7 +348,7 @@ def plan_sql(
 
         store = _store_for_setup(conn, dims or _dims(None, None))
         stock = PostgresStore(conn, index=store.index_config)
-        stock._cursor = recording_cursor  # type: ignore[method-assign]
+        stock._cursor = recording_cursor  # type: ignore[method-assign, assignment]
         stock.setup()
         out.extend(recorder.statements)
         out.extend(_pending_store_additions(conn, store))

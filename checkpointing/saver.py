@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
@@ -26,6 +26,9 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from checkpointing.threads import thread_id_from_config
+from database.retry import RetryStats, arun_with_retry, run_with_retry
+
+T = TypeVar("T")
 
 CHECKPOINT_TABLES = (
     "checkpoint_migrations",
@@ -42,12 +45,31 @@ SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
 """
 
 
+def _pool_of(conn: Any) -> Any:
+    # Replaying work needs a fresh connection, which only a pool can hand out.
+    return conn if hasattr(conn, "getconn") else None
+
+
 class MemoryAgentSaver(PostgresSaver):
-    """``PostgresSaver`` that rejects invalid thread ids with a clear error."""
+    """``PostgresSaver`` that rejects invalid thread ids with a clear error, and on a
+    pool runs each read and write once more when the connection drops under it
+    (every write is an upsert keyed by ids fixed before the first attempt, so a
+    replay writes the same rows; see ``database.retry``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_stats = RetryStats()
+
+    def _with_retry(self, work: Callable[[], T]) -> T:
+        pool = _pool_of(self.conn)
+        if pool is None:
+            return work()
+        return run_with_retry(work, pool=pool, stats=self.retry_stats)
 
     def get_tuple(self, config: RunnableConfig) -> Any:
         thread_id_from_config(config)
-        return super().get_tuple(config)
+        parent = super().get_tuple
+        return self._with_retry(lambda: parent(config))
 
     def list(self, config: RunnableConfig | None, **kwargs: Any) -> Iterator[Any]:
         thread_id_from_config(config)
@@ -61,7 +83,8 @@ class MemoryAgentSaver(PostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         thread_id_from_config(config)
-        return super().put(config, checkpoint, metadata, new_versions)
+        parent = super().put
+        return self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
 
     def put_writes(
         self,
@@ -71,15 +94,27 @@ class MemoryAgentSaver(PostgresSaver):
         task_path: str = "",
     ) -> None:
         thread_id_from_config(config)
-        super().put_writes(config, writes, task_id, task_path)
+        parent = super().put_writes
+        self._with_retry(lambda: parent(config, writes, task_id, task_path))
 
 
 class AsyncMemoryAgentSaver(AsyncPostgresSaver):
-    """``AsyncPostgresSaver`` that rejects invalid thread ids with a clear error."""
+    """Async twin of ``MemoryAgentSaver``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_stats = RetryStats()
+
+    async def _with_retry(self, work: Callable[[], Awaitable[T]]) -> T:
+        pool = _pool_of(self.conn)
+        if pool is None:
+            return await work()
+        return await arun_with_retry(work, pool=pool, stats=self.retry_stats)
 
     async def aget_tuple(self, config: RunnableConfig) -> Any:
         thread_id_from_config(config)
-        return await super().aget_tuple(config)
+        parent = super().aget_tuple
+        return await self._with_retry(lambda: parent(config))
 
     async def alist(self, config: RunnableConfig | None, **kwargs: Any) -> AsyncIterator[Any]:
         thread_id_from_config(config)
@@ -94,7 +129,8 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         thread_id_from_config(config)
-        return await super().aput(config, checkpoint, metadata, new_versions)
+        parent = super().aput
+        return await self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
 
     async def aput_writes(
         self,
@@ -104,7 +140,8 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         task_path: str = "",
     ) -> None:
         thread_id_from_config(config)
-        await super().aput_writes(config, writes, task_id, task_path)
+        parent = super().aput_writes
+        await self._with_retry(lambda: parent(config, writes, task_id, task_path))
 
 
 class SetupLockTimeout(RuntimeError):

@@ -1,11 +1,12 @@
 """Soak under faults: steady requests while the token rotates many times and Postgres restarts twice.
 
-Each request is what one agent turn does to memory: write a checkpoint (with
-its channel blob and a pending write) for a thread, save a long-term memory in
-the user's store namespace, and read the checkpoint back. Ids are fixed before
-the first attempt, so a retried request writes the same rows (LangGraph's
-checkpoint and store writes are upserts). A request is acknowledged when it
-returns; at the end every acknowledged write is read back.
+Each request is what one agent turn does to memory, through the agent's own
+persistence classes (``MemoryAgentSaver``, ``MemoryStore``) on the Lakebase
+pool: write a checkpoint (with its channel blob and a pending write) for a
+thread, save a long-term memory in the user's namespace, and read the
+checkpoint back. Those classes replay an operation once when its connection
+drops (``database.retry``); the test adds no retry of its own. A request is
+acknowledged when it returns; at the end every acknowledged write is read back.
 
 The duration is ``LAKEBASE_SOAK_SECONDS`` (default 180). Whatever the
 duration, the token rotates ``ROTATIONS`` times (the previous token refused
@@ -23,12 +24,12 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
-from langgraph.store.postgres import PostgresStore
 
 from checkpointing import MemoryAgentSaver, setup_checkpoint_tables
 from database import LakebaseTarget
 from database.lakebase import open_lakebase_pool
-from database.retry import RetryStats, run_with_retry
+from store.embeddings import HashEmbeddings
+from store.postgres import MemoryStore
 from tests.lakebase_harness import FakeLakebase
 
 SOAK_SECONDS = float(os.environ.get("LAKEBASE_SOAK_SECONDS", "180"))
@@ -60,7 +61,7 @@ class Figures:
 
 
 def _request(
-    saver: MemoryAgentSaver, store: PostgresStore, worker: int, number: int
+    saver: MemoryAgentSaver, store: MemoryStore, worker: int, number: int
 ) -> tuple[Any, Acknowledged]:
     thread_id = f"soak-{worker}-{number % THREADS_PER_WORKER}"
     checkpoint = empty_checkpoint()
@@ -72,7 +73,7 @@ def _request(
         checkpoint_id=checkpoint["id"],
         namespace=("user_memories", f"user-{worker}"),
         key=f"memory-{number}",
-        value={"text": f"fact {number} from worker {worker}", "thread": thread_id},
+        value={"content": f"fact {number} from worker {worker}", "thread": thread_id},
     )
     config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     metadata = {"source": "loop", "step": number}
@@ -88,22 +89,23 @@ def _request(
 
 def _serve(
     saver: MemoryAgentSaver,
-    store: PostgresStore,
-    pool: Any,
+    store: MemoryStore,
     worker: int,
     stop: threading.Event,
     figures: Figures,
     acknowledged: list[Acknowledged],
 ) -> None:
-    stats = RetryStats()
     number = 0
     while not stop.is_set():
         work, ack = _request(saver, store, worker, number)
         started = time.monotonic()
+        with figures.lock:
+            figures.requests += 1
         try:
-            read_back = run_with_retry(work, pool=pool, stats=stats)
+            read_back = work()
         except Exception as exc:
             with figures.lock:
+                figures.failures += 1
                 figures.errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
         else:
             assert read_back is not None and read_back.checkpoint["id"] == ack.checkpoint_id
@@ -114,10 +116,6 @@ def _serve(
             figures.longest_stall = max(figures.longest_stall, stall)
         number += 1
         time.sleep(PAUSE_BETWEEN_REQUESTS)
-    with figures.lock:
-        figures.requests += stats.calls
-        figures.retries += stats.retries
-        figures.failures += stats.failures
 
 
 def _faults(fake: FakeLakebase, stop: threading.Event) -> None:
@@ -149,7 +147,7 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
     )
     try:
         setup_checkpoint_tables(pool)
-        store = PostgresStore(pool)
+        store = MemoryStore(pool, embeddings=HashEmbeddings())
         store.setup()
         saver = MemoryAgentSaver(pool)
 
@@ -157,9 +155,7 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
         figures = Figures()
         acknowledged: list[Acknowledged] = []
         workers = [
-            threading.Thread(
-                target=_serve, args=(saver, store, pool, n, stop, figures, acknowledged)
-            )
+            threading.Thread(target=_serve, args=(saver, store, n, stop, figures, acknowledged))
             for n in range(WORKERS)
         ]
         faults = threading.Thread(target=_faults, args=(fake_lakebase, stop))
@@ -187,6 +183,8 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
             if saved is None or item is None or item.value != ack.value:
                 lost.append(ack)
         credentials = pool.lakebase.credential_stats
+        figures.retries = saver.retry_stats.retries + store.retry_stats.retries
+        operation_failures = saver.retry_stats.failures + store.retry_stats.failures
     finally:
         pool.close()
 
@@ -200,7 +198,7 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
             f"tokens_minted={credentials.minted} tokens_refused={credentials.refused}"
         )
     assert fake_lakebase.rotations >= ROTATIONS and fake_lakebase.restarts >= 2
-    assert figures.errors == [] and figures.failures == 0
+    assert figures.errors == [] and figures.failures == 0 and operation_failures == 0
     assert lost == []
     assert len(acknowledged) == figures.requests > 0
     # The faults really reached the pool: refused tokens were replaced by new ones.
