@@ -162,6 +162,20 @@ def _table_owner(conn: Any, schema: str, tables: Sequence[str]) -> str:
     return str(conn.execute("SELECT current_user AS me").fetchone()["me"])
 
 
+def _grant_on(
+    kind: str, schema: str, name: str, privileges: Sequence[str], role: str, purpose: str
+) -> Step:
+    return Step(
+        purpose,
+        sql.SQL("GRANT {} ON {} {} TO {}").format(
+            sql.SQL(", ").join(sql.SQL(p) for p in privileges),
+            sql.SQL(kind),
+            sql.Identifier(schema, name),
+            sql.Identifier(role),
+        ),
+    )
+
+
 def _needs(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[tuple[str, Step]]:
     """(problem, step) for every privilege ``role`` is missing.
 
@@ -221,14 +235,7 @@ def _needs(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[tup
             needs.append(
                 (
                     f"lacks {', '.join(missing)} on {qualified}",
-                    Step(
-                        f"read and write {table}",
-                        sql.SQL("GRANT {} ON TABLE {} TO {}").format(
-                            sql.SQL(", ").join(sql.SQL(p) for p in missing),
-                            sql.Identifier(schema, table),
-                            role_id,
-                        ),
-                    ),
+                    _grant_on("TABLE", schema, table, missing, role, f"read and write {table}"),
                 )
             )
     for sequence in _owned_sequences(conn, schema, present):
@@ -242,14 +249,7 @@ def _needs(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[tup
             needs.append(
                 (
                     f"lacks {', '.join(missing)} on sequence {qualified}",
-                    Step(
-                        f"use sequence {sequence}",
-                        sql.SQL("GRANT {} ON SEQUENCE {} TO {}").format(
-                            sql.SQL(", ").join(sql.SQL(p) for p in missing),
-                            sql.Identifier(schema, sequence),
-                            role_id,
-                        ),
-                    ),
+                    _grant_on("SEQUENCE", schema, sequence, missing, role, f"use {sequence}"),
                 )
             )
     owner = _table_owner(conn, schema, tables)
