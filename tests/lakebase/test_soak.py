@@ -60,9 +60,20 @@ class Figures:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _request(
-    saver: MemoryAgentSaver, store: MemoryStore, worker: int, number: int
-) -> tuple[Any, Acknowledged]:
+@dataclass(frozen=True)
+class Payload:
+    """One request's writes, with every id fixed before the first attempt."""
+
+    config: dict[str, Any]
+    checkpoint: Any
+    metadata: dict[str, Any]
+    versions: dict[str, str]
+    write: tuple[str, str]
+    task_id: str
+    ack: Acknowledged
+
+
+def payload(worker: int, number: int) -> Payload:
     thread_id = f"soak-{worker}-{number % THREADS_PER_WORKER}"
     checkpoint = empty_checkpoint()
     checkpoint["id"] = str(uuid6())
@@ -75,16 +86,29 @@ def _request(
         key=f"memory-{number}",
         value={"content": f"fact {number} from worker {worker}", "thread": thread_id},
     )
-    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-    metadata = {"source": "loop", "step": number}
+    return Payload(
+        config={"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}},
+        checkpoint=checkpoint,
+        metadata={"source": "loop", "step": number},
+        versions={"messages": f"{number:08d}"},
+        write=("messages", f"pending {number}"),
+        task_id=f"task-{number}",
+        ack=ack,
+    )
+
+
+def _request(
+    saver: MemoryAgentSaver, store: MemoryStore, worker: int, number: int
+) -> tuple[Any, Acknowledged]:
+    p = payload(worker, number)
 
     def work() -> Any:
-        saved = saver.put(config, checkpoint, metadata, {"messages": f"{number:08d}"})
-        saver.put_writes(saved, [("messages", f"pending {number}")], task_id=f"task-{number}")
-        store.put(ack.namespace, ack.key, ack.value)
+        saved = saver.put(p.config, p.checkpoint, p.metadata, p.versions)
+        saver.put_writes(saved, [p.write], task_id=p.task_id)
+        store.put(p.ack.namespace, p.ack.key, p.ack.value)
         return saver.get_tuple(saved)
 
-    return work, ack
+    return work, p.ack
 
 
 def _serve(
@@ -118,11 +142,11 @@ def _serve(
         time.sleep(PAUSE_BETWEEN_REQUESTS)
 
 
-def _faults(fake: FakeLakebase, stop: threading.Event) -> None:
-    """Rotate the token ROTATIONS times, spread evenly; restart Postgres at 1/3 and 2/3."""
+def faults(fake: FakeLakebase, stop: threading.Event, seconds: float, rotations: int) -> None:
+    """Rotate the token ``rotations`` times, spread evenly; restart Postgres at 1/3 and 2/3."""
     start = time.monotonic()
-    events = [(SOAK_SECONDS * (i + 0.5) / ROTATIONS, "rotate") for i in range(ROTATIONS)]
-    events += [(SOAK_SECONDS / 3, "restart"), (2 * SOAK_SECONDS / 3, "restart")]
+    events = [(seconds * (i + 0.5) / rotations, "rotate") for i in range(rotations)]
+    events += [(seconds / 3, "restart"), (2 * seconds / 3, "restart")]
     for at, what in sorted(events):
         if stop.wait(max(0.0, start + at - time.monotonic())):
             return
@@ -130,6 +154,23 @@ def _faults(fake: FakeLakebase, stop: threading.Event) -> None:
             fake.rotate_token()
         else:
             fake.restart_postgres(down_seconds=1.0)
+
+
+def read_back_lost(saver: Any, store: Any, acknowledged: list[Acknowledged]) -> list[Acknowledged]:
+    lost = []
+    for ack in acknowledged:
+        config = {
+            "configurable": {
+                "thread_id": ack.thread_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": ack.checkpoint_id,
+            }
+        }
+        saved = saver.get_tuple(config)
+        item = store.get(ack.namespace, ack.key)
+        if saved is None or item is None or item.value != ack.value:
+            lost.append(ack)
+    return lost
 
 
 @pytest.mark.slow
@@ -158,30 +199,20 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
             threading.Thread(target=_serve, args=(saver, store, n, stop, figures, acknowledged))
             for n in range(WORKERS)
         ]
-        faults = threading.Thread(target=_faults, args=(fake_lakebase, stop))
-        for thread in [*workers, faults]:
+        faults_thread = threading.Thread(
+            target=faults, args=(fake_lakebase, stop, SOAK_SECONDS, ROTATIONS)
+        )
+        for thread in [*workers, faults_thread]:
             thread.start()
         try:
-            faults.join(timeout=SOAK_SECONDS + 60)
+            faults_thread.join(timeout=SOAK_SECONDS + 60)
             time.sleep(max(0.0, SOAK_SECONDS / ROTATIONS / 2))  # serve after the last fault
         finally:
             stop.set()
-            for thread in [*workers, faults]:
+            for thread in [*workers, faults_thread]:
                 thread.join(timeout=120)
 
-        lost = []
-        for ack in acknowledged:
-            config = {
-                "configurable": {
-                    "thread_id": ack.thread_id,
-                    "checkpoint_ns": "",
-                    "checkpoint_id": ack.checkpoint_id,
-                }
-            }
-            saved = saver.get_tuple(config)
-            item = store.get(ack.namespace, ack.key)
-            if saved is None or item is None or item.value != ack.value:
-                lost.append(ack)
+        lost = read_back_lost(saver, store, acknowledged)
         credentials = pool.lakebase.credential_stats
         figures.retries = saver.retry_stats.retries + store.retry_stats.retries
         operation_failures = saver.retry_stats.failures + store.retry_stats.failures
