@@ -52,14 +52,14 @@ class CheckReport:
 
 def required_tables() -> list[str]:
     """Every table the agent uses."""
-    from checkpointing import CHECKPOINT_TABLES
+    from checkpointing import RUN_TABLES
 
-    return list(CHECKPOINT_TABLES)
+    return list(RUN_TABLES)
 
 
 def setup_all(pool: Any) -> list[str]:
     """Create the extension and all tables on ``pool``; returns what was created."""
-    from checkpointing import missing_tables, setup_checkpoint_tables
+    from checkpointing import missing_tables, setup_checkpoint_tables, setup_tool_ledger
 
     before = set(missing_tables(pool, required_tables()))
     with pool.connection() as conn:
@@ -70,6 +70,7 @@ def setup_all(pool: Any) -> list[str]:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         created.append("extension vector")
     setup_checkpoint_tables(pool)
+    setup_tool_ledger(pool)
     created.extend(
         f"table {name}" for name in sorted(before - set(missing_tables(pool, required_tables())))
     )
