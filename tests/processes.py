@@ -60,9 +60,13 @@ class Worker:
 
     def finish(self, timeout: float = 120) -> tuple[int, str]:
         """Wait for the exit; returns (exit code, stderr)."""
-        _, stderr = self.process.communicate(timeout=timeout)
+        # stdout belongs to the reader thread; only stderr is read here.
+        assert self.process.stderr is not None
+        stderr = self.process.stderr.read()
+        self.process.wait(timeout=timeout)
         self._reader.join(timeout=5)
         self.drain()
+        self.process.stderr.close()
         return self.process.returncode, stderr
 
     def kill(self) -> None:
