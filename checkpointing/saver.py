@@ -13,6 +13,8 @@ two additions, each for correctness:
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -32,6 +34,12 @@ CHECKPOINT_TABLES = (
 )
 # One constant key for every process that runs our migrations (checkpoint and store).
 SETUP_LOCK_KEY = 0x6D656D6F7279  # "memory"
+# Waiters poll instead of blocking in pg_advisory_lock: a blocked statement keeps
+# its snapshot open, the holder's CREATE INDEX CONCURRENTLY waits for every open
+# snapshot, and Postgres then reports a deadlock between the two (seen with two
+# setup processes at once).
+TRY_SETUP_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
+SETUP_LOCK_POLL_SECONDS = 0.05
 
 MISSING_TABLES_SQL = """
 SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
@@ -107,7 +115,8 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
 def setup_lock(pool: Any) -> Iterator[Any]:
     """Hold the migrations advisory lock on one pooled connection; yield that connection."""
     with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+        while not conn.execute(TRY_SETUP_LOCK_SQL, (SETUP_LOCK_KEY,)).fetchone()["locked"]:
+            time.sleep(SETUP_LOCK_POLL_SECONDS)
         try:
             yield conn
         finally:
@@ -118,7 +127,10 @@ def setup_lock(pool: Any) -> Iterator[Any]:
 async def asetup_lock(pool: Any) -> AsyncIterator[Any]:
     """Async twin of ``setup_lock``."""
     async with pool.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_KEY,))
+        while not (await (await conn.execute(TRY_SETUP_LOCK_SQL, (SETUP_LOCK_KEY,))).fetchone())[
+            "locked"
+        ]:
+            await asyncio.sleep(SETUP_LOCK_POLL_SECONDS)
         try:
             yield conn
         finally:

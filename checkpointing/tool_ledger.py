@@ -189,12 +189,20 @@ class ToolCallLedger:
 
 
 def setup_tool_ledger(pool: Any) -> None:
-    """Create the ledger table (idempotent)."""
-    with pool.connection() as conn:
+    """Create the ledger table; idempotent, and safe beside other processes' migrations.
+
+    It runs under the same advisory lock as the checkpoint migrations: DDL
+    racing their ``CREATE INDEX CONCURRENTLY`` can deadlock.
+    """
+    from checkpointing.saver import setup_lock
+
+    with setup_lock(pool) as conn:
         conn.execute(CREATE_LEDGER_SQL)
 
 
 async def asetup_tool_ledger(pool: Any) -> None:
     """Async twin of ``setup_tool_ledger``."""
-    async with pool.connection() as conn:
+    from checkpointing.saver import asetup_lock
+
+    async with asetup_lock(pool) as conn:
         await conn.execute(CREATE_LEDGER_SQL)

@@ -69,7 +69,7 @@ class MemoryAgentGraph(CompiledStateGraph):  # type: ignore[type-arg]
         wait_for_thread: float | None = None,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        validate_run(input, config)
+        validate_run(input, config, needs_thread=self.checkpointer is not None)
         thread_id = thread_id_from_config(config)
         if thread_id is None or not isinstance(self.checkpointer, BaseCheckpointSaver):
             return super().stream(input, config, **kwargs)
@@ -102,7 +102,7 @@ class MemoryAgentGraph(CompiledStateGraph):  # type: ignore[type-arg]
         wait_for_thread: float | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
-        validate_run(input, config)
+        validate_run(input, config, needs_thread=self.checkpointer is not None)
         thread_id = thread_id_from_config(config)
         if thread_id is None or not isinstance(self.checkpointer, BaseCheckpointSaver):
             async for chunk in super().astream(input, config, **kwargs):
