@@ -9,7 +9,7 @@ A paused thread can be resumed by any process, at any later time:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.types import Command
@@ -28,9 +28,10 @@ class PendingApproval:
     args: dict[str, Any]
     description: str
     tool_call_id: str
+    user_id: str | None = None
+    """The user the paused run was for (the call runs for this user on resume)."""
     since: str | None = None
     """When the thread paused (ISO 8601)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def pending_in_thread(graph: Any, thread_id: str) -> list[PendingApproval]:
@@ -49,6 +50,7 @@ def pending_in_thread(graph: Any, thread_id: str) -> list[PendingApproval]:
                 args=dict(value.get("args") or {}),
                 description=str(value.get("description", "")),
                 tool_call_id=str(value.get("tool_call_id")),
+                user_id=value.get("user_id"),
                 since=snapshot.created_at,
             )
         )

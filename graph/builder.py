@@ -87,11 +87,11 @@ class MemoryAgentGraph(CompiledStateGraph):  # type: ignore[type-arg]
     ) -> Iterator[Any]:
         # A generator, so the lock is taken when the run starts and always released.
         if self.thread_lock is None:
-            config = _checked_run(self.get_state(_head(config)), input, config, thread_id)
+            config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
             yield from super().stream(input, config, **kwargs)
             return
         with self.thread_lock.hold(thread_id, wait_for_thread):
-            config = _checked_run(self.get_state(_head(config)), input, config, thread_id)
+            config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
             yield from super().stream(input, config, **kwargs)
 
     async def astream(  # type: ignore[override]
@@ -112,12 +112,16 @@ class MemoryAgentGraph(CompiledStateGraph):  # type: ignore[type-arg]
             kwargs["durability"] = "sync"
         config = config or {}
         if self.thread_lock is None:
-            config = _checked_run(await self.aget_state(_head(config)), input, config, thread_id)
+            config = _checked_run(
+                await self.aget_state(_head(config)), input, config, thread_id, kwargs
+            )
             async for chunk in super().astream(input, config, **kwargs):
                 yield chunk
             return
         async with self.thread_lock.ahold(thread_id, wait_for_thread):
-            config = _checked_run(await self.aget_state(_head(config)), input, config, thread_id)
+            config = _checked_run(
+                await self.aget_state(_head(config)), input, config, thread_id, kwargs
+            )
             async for chunk in super().astream(input, config, **kwargs):
                 yield chunk
 
@@ -148,8 +152,16 @@ def _head(config: RunnableConfig) -> RunnableConfig:
     return {**config, "configurable": configurable}
 
 
-def _checked_run(head: Any, input: Any, config: RunnableConfig, thread_id: str) -> RunnableConfig:
-    """Refuse runs that would corrupt the thread; return the config to run with."""
+def _checked_run(
+    head: Any, input: Any, config: RunnableConfig, thread_id: str, kwargs: dict[str, Any]
+) -> RunnableConfig:
+    """Refuse runs that would corrupt the thread; return the config to run with.
+
+    A resume runs as the user the paused request was made for (recorded in it
+    from the run's trusted context): the same user is filled in when the
+    resuming caller gives none, and a different one is refused, so an approval
+    can never apply a memory operation to another user's memories.
+    """
     waiting = bool(head.interrupts)
     head_id = (head.config or {}).get("configurable", {}).get("checkpoint_id")
     asked_id = (config.get("configurable") or {}).get("checkpoint_id")
@@ -163,6 +175,7 @@ def _checked_run(head: Any, input: Any, config: RunnableConfig, thread_id: str) 
                 f"checkpoint {asked_id} is not the latest of thread {thread_id!r}: a resume "
                 "continues the latest one; fork the older checkpoint to branch from it"
             )
+        _resume_as_requesting_user(head, config, thread_id, kwargs)
         return _head(config)  # resuming at the head, never a replay (langgraph#7361)
     if waiting and input is not None and asked_id is None:
         tools = ", ".join(
@@ -173,6 +186,30 @@ def _checked_run(head: Any, input: Any, config: RunnableConfig, thread_id: str) 
             "resume it (approve, reject or edit) before sending a new message"
         )
     return config
+
+
+def _resume_as_requesting_user(
+    head: Any, config: RunnableConfig, thread_id: str, kwargs: dict[str, Any]
+) -> None:
+    owners = {
+        pending.value.get("user_id")
+        for pending in head.interrupts
+        if isinstance(pending.value, dict) and pending.value.get("user_id") is not None
+    }
+    if not owners:
+        return
+    (owner,) = owners  # one run, one user
+    given = kwargs.get("context")
+    given_user = getattr(given, "user_id", None)
+    if given_user is None:
+        given_user = (config.get("configurable") or {}).get("user_id")
+    if given_user is None:
+        kwargs["context"] = Context(user_id=owner)
+    elif str(given_user) != owner:
+        raise InvalidInput(
+            f"thread {thread_id!r} waits on a request made for another user; "
+            "resume it as that user (or without a user id)"
+        )
 
 
 def build_graph(

@@ -26,8 +26,10 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
 from langchain_core.tools import BaseTool
+from langgraph.runtime import Runtime
 from langgraph.types import Command, Send, interrupt
 
+from graph.context import Context, run_context
 from graph.state import State
 from graph.tool_markers import needs_approval
 
@@ -84,8 +86,14 @@ def parse_decision(value: Any) -> Decision:
     return Decision(action=action, args=args, reason=reason)
 
 
-def approval_request(call: ToolCall, tool: BaseTool | None) -> dict[str, Any]:
-    """The interrupt payload: what would happen, in data and in words."""
+def approval_request(
+    call: ToolCall, tool: BaseTool | None, user_id: str | None = None
+) -> dict[str, Any]:
+    """The interrupt payload: what would happen, for whom, in data and in words.
+
+    ``user_id`` is the run's (trusted) user: a resume in another process runs
+    the call for that same user, never for whoever resumes it.
+    """
     args_text = json.dumps(call["args"], ensure_ascii=False, sort_keys=True)
     what = (tool.description or "").strip().splitlines()[0] if tool is not None else ""
     description = f"The agent wants to run {call['name']} with {args_text}"
@@ -98,6 +106,7 @@ def approval_request(call: ToolCall, tool: BaseTool | None) -> dict[str, Any]:
         "args": call["args"],
         "description": description + ".",
         "actions": list(ACTIONS),
+        "user_id": user_id,
     }
 
 
@@ -110,7 +119,9 @@ def rejection_message(call: ToolCall, reason: str | None) -> ToolMessage:
     return ToolMessage(text, tool_call_id=call["id"], name=call["name"], status="error")
 
 
-def review(state: State, tools_by_name: Mapping[str, BaseTool]) -> Command[Any]:
+def review(
+    state: State, tools_by_name: Mapping[str, BaseTool], user_id: str | None = None
+) -> Command[Any]:
     """Decide every tool call of the last message; pause (interrupt) on sensitive ones."""
     last = state.messages[-1] if state.messages else None
     if not isinstance(last, AIMessage) or not last.tool_calls:
@@ -125,7 +136,7 @@ def review(state: State, tools_by_name: Mapping[str, BaseTool]) -> Command[Any]:
             final_calls.append(call)
             continue
         decision = parse_decision(
-            interrupt(approval_request(call, tools_by_name.get(call["name"])))
+            interrupt(approval_request(call, tools_by_name.get(call["name"]), user_id))
         )
         if decision.action == "reject":
             rejections.append(rejection_message(call, decision.reason))
@@ -146,11 +157,17 @@ def review(state: State, tools_by_name: Mapping[str, BaseTool]) -> Command[Any]:
     return Command(update={"messages": messages} if messages else None, goto=goto)
 
 
-def review_tool_calls_sync(state: State, *, tools: Sequence[BaseTool] = ()) -> Command[Any]:
+def review_tool_calls_sync(
+    state: State, runtime: Runtime[Context], *, tools: Sequence[BaseTool] = ()
+) -> Command[Any]:
     """Pause for approval of sensitive tool calls; route the rest to run_tools."""
-    return review(state, {tool.name: tool for tool in tools})
+    user_id = run_context(runtime.context).user_id
+    return review(state, {tool.name: tool for tool in tools}, user_id)
 
 
-async def review_tool_calls(state: State, *, tools: Sequence[BaseTool] = ()) -> Command[Any]:
+async def review_tool_calls(
+    state: State, runtime: Runtime[Context], *, tools: Sequence[BaseTool] = ()
+) -> Command[Any]:
     """Pause for approval of sensitive tool calls; route the rest to run_tools (async)."""
-    return review(state, {tool.name: tool for tool in tools})
+    user_id = run_context(runtime.context).user_id
+    return review(state, {tool.name: tool for tool in tools}, user_id)

@@ -147,6 +147,18 @@ def test_resume_with_the_head_checkpoint_id_resumes_instead_of_replaying(
     assert _deleted(database_url) == ["k1"]
 
 
+def test_resume_runs_as_the_user_the_request_was_made_for(graph: Any) -> None:
+    from graph.context import Context
+
+    graph.invoke({"messages": [("user", "delete k1")]}, _config("t"), context=Context("alice"))
+    (pending,) = pending_in_thread(graph, "t")
+    assert pending.user_id == "alice"
+    with pytest.raises(InvalidInput, match="made for another user"):
+        graph.invoke(decision("approve"), _config("t"), context=Context("bob"))
+    result = graph.invoke(decision("approve"), _config("t"))  # no user given: alice's
+    assert result["messages"][-1].content == "deleted k1 for alice"
+
+
 def test_parse_decision() -> None:
     assert parse_decision("approve").action == "approve"
     assert parse_decision({"action": "edit", "args": {"a": 1}}).args == {"a": 1}

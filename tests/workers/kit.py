@@ -61,11 +61,11 @@ def _append_row_sql(
     )
 
 
-def _ids(runtime: ToolRuntime) -> tuple[str, str]:
+def _ids(runtime: ToolRuntime[Any, Any]) -> tuple[str, str]:
     return (str(runtime.config["configurable"]["thread_id"]), str(runtime.tool_call_id))
 
 
-def append_row(label: str, n: int, runtime: ToolRuntime) -> str:
+def append_row(label: str, n: int, runtime: ToolRuntime[Any, Any]) -> str:
     """Append row number n with a label to the test table."""
     _say(f"tool-enter append_row {runtime.tool_call_id}")
     _pause("before")
@@ -76,14 +76,14 @@ def append_row(label: str, n: int, runtime: ToolRuntime) -> str:
     return f"appended {label}#{n}"
 
 
-async def aappend_row(label: str, n: int, runtime: ToolRuntime) -> str:
+async def aappend_row(label: str, n: int, runtime: ToolRuntime[Any, Any]) -> str:
     """Append row number n with a label to the test table."""
     query, params = _append_row_sql(_ids(runtime), label, n)
     await current_tool_connection().execute(query, params)
     return f"appended {label}#{n}"
 
 
-def notify(text: str, runtime: ToolRuntime) -> str:
+def notify(text: str, runtime: ToolRuntime[Any, Any]) -> str:
     """Send a notification (an external side effect: its own connection, its own commit)."""
     _say(f"tool-enter notify {runtime.tool_call_id}")
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
@@ -96,14 +96,15 @@ def notify(text: str, runtime: ToolRuntime) -> str:
     return f"notified: {text}"
 
 
-def delete_thing(key: str, runtime: ToolRuntime) -> str:
+def delete_thing(key: str, runtime: ToolRuntime[Any, Any]) -> str:
     """Delete the thing with this key (irreversible)."""
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
         conn.execute(
             "INSERT INTO test_side_effects (thread_id, tool_call_id, tool, payload) VALUES (%s, %s, 'delete_thing', %s)",
             (*_ids(runtime), key),
         )
-    return f"deleted {key}"
+    user_id = getattr(runtime.context, "user_id", None)
+    return f"deleted {key}" + (f" for {user_id}" if user_id else "")
 
 
 def test_tools() -> list[BaseTool]:
