@@ -85,10 +85,10 @@ class CheckReport:
 
 
 def required_tables() -> list[str]:
-    """Every table the agent uses: the checkpointer's and the store's."""
-    from checkpointing import CHECKPOINT_TABLES
+    """Every table the agent uses: the checkpointer's, the tool-call ledger and the store's."""
+    from checkpointing import RUN_TABLES
 
-    return [*CHECKPOINT_TABLES, *STORE_TABLES]
+    return [*RUN_TABLES, *STORE_TABLES]
 
 
 def _store_for_setup(conn: Any, dims: int) -> Any:
@@ -132,6 +132,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     from psycopg import sql
 
     from checkpointing import missing_tables
+    from checkpointing.tool_ledger import CREATE_LEDGER_SQL
 
     done: list[str] = []
     if (
@@ -146,6 +147,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     tables_before = set(missing_tables(_SingleConnection(conn), required_tables()))
     versions_before = _migration_versions(conn)
     PostgresSaver(conn).setup()
+    conn.execute(CREATE_LEDGER_SQL)
     _store_for_setup(conn, dims).setup()
     versions_after = _migration_versions(conn)
     tables_after = set(missing_tables(_SingleConnection(conn), required_tables()))

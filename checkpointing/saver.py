@@ -35,7 +35,6 @@ CHECKPOINT_TABLES = (
 )
 # One constant key for every process that runs our migrations (checkpoint and store).
 SETUP_LOCK_KEY = 0x6D656D6F7279  # "memory"
-
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
 MISSING_TABLES_SQL = """
 SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
