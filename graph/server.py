@@ -11,6 +11,7 @@ per request. Where it is wrong for us we go one step further, in
 a stream error after a 200), which the OpenAI client retries twice. So each
 request is checked and planned (thread, user, approvals, checkpoint lookup)
 *before* MLflow's handler runs, and a bad request gets a 400 with one line.
+It also accepts ``input`` as a plain string, as the Responses API does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mlflow.genai.agent_server import (
     invoke,
     stream,
 )
+from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from graph.responses import MemoryResponsesAgent, RequestError, Turn
@@ -88,8 +90,25 @@ def _register_handlers() -> None:
         raise RuntimeError("another @invoke/@stream function is registered in this process")
 
 
+class _ResponsesRequestValidator(ResponsesAgentValidator):
+    """MLflow's request check, also accepting ``input`` as a plain string.
+
+    The Responses API (and ``client.responses.create(input="hi")``) allows a
+    string for a single user message; MLflow's schema insists on a list.
+    """
+
+    def validate_and_convert_request(self, data: dict[str, Any]) -> ResponsesAgentRequest:
+        if isinstance(data.get("input"), str):
+            data = {**data, "input": [{"role": "user", "content": data["input"]}]}
+        return super().validate_and_convert_request(data)
+
+
 class MemoryAgentServer(AgentServer):
     """MLflow's AgentServer, planning each request first so bad input is a 400, not a 500."""
+
+    def __init__(self) -> None:
+        super().__init__("ResponsesAgent")
+        self.validator = _ResponsesRequestValidator()
 
     async def _plan(self, request: Any) -> Turn:
         try:
@@ -150,7 +169,7 @@ def create_app(
     if tracing:
         configure_tracing(settings)
     _register_handlers()
-    server = MemoryAgentServer("ResponsesAgent")
+    server = MemoryAgentServer()
     app = server.app
     outer_lifespan = app.router.lifespan_context
 
