@@ -38,6 +38,7 @@ from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from graph.responses import MemoryResponsesAgent, RequestError, Turn
 from graph.settings import Settings
+from graph.tracing import configure_tracing
 
 logger = logging.getLogger("memory_agent.server")
 
@@ -127,24 +128,6 @@ class MemoryAgentServer(AgentServer):
         # Not reset: the stream runs after this returns, in tasks that copy this context.
         _planned_turn.set(await self._plan(request))
         return await super()._handle_stream_request(request, return_trace_id)
-
-
-def configure_tracing(settings: Settings) -> None:
-    """Send traces to the configured MLflow store; locally, a SQLite file in the agent home.
-
-    Databricks Apps sets MLFLOW_TRACKING_URI=databricks and MLFLOW_EXPERIMENT_ID
-    (app.yaml); MLflow reads both itself.
-    """
-    import mlflow
-
-    serving = settings.serving
-    if serving.mlflow_tracking_uri is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(f"sqlite:///{settings.home / 'mlflow.db'}")
-    if serving.mlflow_experiment_id is None:
-        mlflow.set_experiment("memory-agent")
-    # One span per graph node, model call and tool call, under the request's trace.
-    mlflow.langchain.autolog()
 
 
 def create_app(
