@@ -38,7 +38,7 @@ from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from graph.responses import MemoryResponsesAgent, RequestError, Turn
 from graph.settings import Settings
-from graph.tracing import configure_tracing
+from graph.tracing import configure_tracing, disable_tracing
 
 logger = logging.getLogger("memory_agent.server")
 
@@ -151,6 +151,8 @@ def create_app(
     opener = open_graph
     if tracing:
         configure_tracing(settings)
+    else:
+        disable_tracing()
     _register_handlers()
     server = MemoryAgentServer()
     app = server.app

@@ -31,3 +31,10 @@ def configure_tracing(settings: Settings, *, autolog: bool = True) -> None:
     if autolog:
         # One span per graph node, model call and tool call, under the run's trace.
         mlflow.langchain.autolog()
+
+
+def disable_tracing() -> None:
+    """Record no traces (MLflow's agent server starts a span per request otherwise)."""
+    import mlflow
+
+    mlflow.tracing.disable()
