@@ -15,14 +15,16 @@ class InvalidThreadId(ValueError):
 
 
 def validate_thread_id(thread_id: object) -> str:
-    """Return ``thread_id`` unchanged if it can name a thread, else raise ``InvalidThreadId``.
+    """Return ``thread_id`` as a string if it can name a thread, else raise ``InvalidThreadId``.
 
-    Any printable unicode is kept exactly as given (no normalisation: two
+    An int is read as its decimal string, as LangGraph does. Any printable unicode is kept exactly as given (no normalisation: two
     different strings are two different threads). Rejected: non-strings, empty
     or blank ids, control characters (NUL cannot be stored in Postgres text),
     unpaired surrogates (not encodable as UTF-8), and ids over 256 characters
     (the id is part of btree primary keys, whose entries are size-limited).
     """
+    if isinstance(thread_id, int) and not isinstance(thread_id, bool):
+        thread_id = str(thread_id)  # LangGraph itself reads an int thread id as its decimal string
     if not isinstance(thread_id, str):
         raise InvalidThreadId(f"thread_id must be a string, got {type(thread_id).__name__}")
     if not thread_id.strip():

@@ -38,13 +38,13 @@ class MemoryAgentGraph(CompiledStateGraph):  # type: ignore[type-arg]
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[Any]:  # type: ignore[override]
-        validate_run(input, config)
+        validate_run(input, config, needs_thread=self.checkpointer is not None)
         return super().stream(input, config, **kwargs)
 
     async def astream(  # type: ignore[override]
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
-        validate_run(input, config)
+        validate_run(input, config, needs_thread=self.checkpointer is not None)
         async for chunk in super().astream(input, config, **kwargs):
             yield chunk
 

@@ -14,16 +14,22 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
 from langgraph.types import Command
 
-from checkpointing.threads import thread_id_from_config
+from checkpointing.threads import InvalidThreadId, thread_id_from_config
 
 
 class InvalidInput(ValueError):
     """A run's input cannot be accepted; the message says why in one line."""
 
 
-def validate_run(input: Any, config: Mapping[str, Any] | None) -> None:
-    """Raise ``InvalidInput`` / ``InvalidThreadId`` unless the run can start safely."""
-    thread_id_from_config(config)
+def validate_run(input: Any, config: Mapping[str, Any] | None, *, needs_thread: bool) -> None:
+    """Raise ``InvalidInput`` / ``InvalidThreadId`` unless the run can start safely.
+
+    ``needs_thread``: the graph saves runs, so a thread id is required.
+    """
+    if thread_id_from_config(config) is None and needs_thread:
+        raise InvalidThreadId(
+            'a thread_id is required: pass config={"configurable": {"thread_id": "..."}}'
+        )
     if input is None or isinstance(input, Command):
         return  # resuming or continuing a thread: nothing new is written
     if not isinstance(input, Mapping):

@@ -1,0 +1,206 @@
+"""The memory-agent CLI and setup_lakebase.py, each run as a real OS process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(
+    args: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def cli(
+    args: list[str], env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run(["-m", "graph.cli", *args], env, stdin)
+
+
+def setup_script(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run(["setup_lakebase.py", *args], env)
+
+
+@pytest.fixture
+def ready_env(subprocess_env: dict[str, str]) -> dict[str, str]:
+    """A child-process environment whose database has every table."""
+    assert setup_script([], subprocess_env).returncode == 0
+    return subprocess_env
+
+
+def test_setup_then_check_reports_all_good(subprocess_env: dict[str, str]) -> None:
+    empty = setup_script(["--check"], subprocess_env)
+    assert empty.returncode == 1
+    assert "[FAIL] table checkpoints is missing" in empty.stdout
+    assert "fix: 4 table(s) missing: run `python setup_lakebase.py`" in empty.stdout
+
+    first = setup_script([], subprocess_env)
+    assert first.returncode == 0, first.stderr
+    assert "table checkpoints" in first.stdout
+    second = setup_script([], subprocess_env)
+    assert "nothing to do" in second.stdout
+
+    report = setup_script(["--check"], subprocess_env)
+    assert report.returncode == 0, report.stdout
+    assert "[ok  ] pgvector 0.8" in report.stdout
+    assert report.stdout.rstrip().endswith("all good")
+
+
+def test_check_on_unreachable_database_exits_non_zero(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**subprocess_env, "DATABASE_URL": f"postgresql://a@/b?host={tmp_path}"}
+    result = setup_script(["--check"], env)
+    assert result.returncode == 1
+    assert "[FAIL] connect" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_setup_from_two_processes_at_once(
+    subprocess_env: dict[str, str], database_url: str
+) -> None:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "setup_lakebase.py"],
+            env=subprocess_env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in processes]
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    with psycopg.connect(database_url) as conn:
+        versions = [
+            row[0] for row in conn.execute("SELECT v FROM checkpoint_migrations ORDER BY v")
+        ]
+    assert versions == list(range(len(versions))) and len(versions) >= 10  # each migration once
+
+
+def test_thread_continues_across_processes_and_threads_stay_apart(
+    ready_env: dict[str, str],
+) -> None:
+    first = cli(
+        ["ask", "My name is Ada and my favourite colour is teal.", "--thread", "t-1"], ready_env
+    )
+    assert first.returncode == 0, first.stderr
+    second = cli(["ask", "What is my favourite colour?", "--thread", "t-1", "--json"], ready_env)
+    payload = json.loads(second.stdout)
+    assert payload == {
+        "thread_id": "t-1",
+        "user_id": None,
+        "answer": "Your favourite colour is teal.",
+        "memory_available": True,
+        "model": payload["model"],
+    }
+    assert payload["model"].startswith("offline")
+    other = cli(["ask", "What is my favourite colour?", "--thread", "t-2"], ready_env)
+    assert other.stdout.startswith("I don't know your favourite colour")
+
+
+def test_ask_without_thread_prints_the_new_thread_id(ready_env: dict[str, str]) -> None:
+    result = cli(["ask", "hello"], ready_env)
+    assert result.returncode == 0
+    assert "continue with --thread " in result.stderr
+
+
+def test_threads_and_history(ready_env: dict[str, str]) -> None:
+    cli(["ask", "My name is Ada.", "--thread", "older"], ready_env)
+    cli(["ask", "What time is it?", "--thread", "newer"], ready_env)
+    listing = cli(["threads", "--json"], ready_env)
+    threads = json.loads(listing.stdout)
+    assert [t["thread_id"] for t in threads] == ["newer", "older"]
+    assert threads[0]["checkpoints"] == 5  # input, model, tools, model + the empty start
+
+    history = cli(["history", "newer", "--json"], ready_env)
+    rows = json.loads(history.stdout)
+    assert [row["step"] for row in rows] == [3, 2, 1, 0, -1]  # newest first
+    assert rows[0]["last"].startswith("AIMessage: It is ")
+    assert rows[1]["last"].startswith("ToolMessage: ")
+    assert rows[2]["last"].startswith("AIMessage: ")  # the tool call itself
+
+    text = cli(["history", "newer"], ready_env)
+    assert text.returncode == 0 and "step   3" in text.stdout
+    missing = cli(["history", "no-such-thread"], ready_env)
+    assert missing.returncode == 1
+    assert (
+        missing.stderr.strip() == "memory-agent: error: thread 'no-such-thread' has no checkpoints"
+    )
+
+
+def test_chat_reads_lines_until_eof_and_prints_how_to_continue(ready_env: dict[str, str]) -> None:
+    result = cli(
+        ["chat", "--thread", "c1"], ready_env, stdin="My name is Ada.\n\nWhat is my name?\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "model:  offline" in result.stdout
+    assert "agent> Your name is Ada." in result.stdout
+    assert "memory-agent chat --thread c1" in result.stdout
+    again = cli(["chat", "--thread", "c1"], ready_env, stdin="What is my name?\n/exit\n")
+    assert "agent> Your name is Ada." in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", ""], "message 1 is empty; send some text"),
+        (
+            ["ask", "hi", "--thread", "x" * 10_000],
+            "thread_id is 10000 characters long; the limit is 256",
+        ),
+        (
+            ["ask", "hi", "--thread", "tab\there"],
+            "thread_id contains a control character (U+0009) at position 3",
+        ),
+        (["history", "\x7f"], "thread_id contains a control character (U+007F) at position 0"),
+        (["threads", "--limit", "0"], "--limit must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    ready_env: dict[str, str], args: list[str], message: str
+) -> None:
+    result = cli(args, ready_env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"memory-agent: error: {message}"
+
+
+def test_bad_settings_are_one_line(ready_env: dict[str, str]) -> None:
+    result = cli(["ask", "hi"], {**ready_env, "LAKEBASE_AUTOSCALING_PROJECT": "p"})
+    assert result.returncode == 2
+    assert "set LAKEBASE_AUTOSCALING_BRANCH" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_memory_required_without_tables_is_one_line_exit_1(subprocess_env: dict[str, str]) -> None:
+    result = cli(["ask", "hi"], {**subprocess_env, "MEMORY_REQUIRED": "1"})
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("memory-agent: error: memory unavailable: tables checkpoint_migrations")
+    assert "Fix: run `python setup_lakebase.py`" in line
+
+
+def test_missing_tables_still_answers_with_a_warning(subprocess_env: dict[str, str]) -> None:
+    result = cli(["ask", "hello", "--thread", "w"], subprocess_env)
+    assert result.returncode == 0
+    assert result.stdout.startswith("Hello!")
+    assert "memory unavailable" in result.stderr and "Traceback" not in result.stderr
+    threads = cli(["threads"], subprocess_env)
+    assert threads.returncode == 1 and "memory unavailable" in threads.stderr
