@@ -194,7 +194,7 @@ def test_client_user_id_is_honoured_in_local_development(server: RunningServer) 
     ("extra_body", "message"),
     [
         ({"custom_inputs": {"thread_id": "bad\x00id"}}, "control character"),
-        ({"custom_inputs": {"thread_id": 42}}, "thread_id must be a string"),
+        ({"custom_inputs": {"thread_id": ["t1"]}}, "thread_id must be a string"),
         ({"custom_inputs": {"user_id": ["alice"]}}, "user_id must be a string"),
         ({"custom_inputs": {"approval": "approve"}}, "nothing waiting for approval"),
     ],
