@@ -95,7 +95,7 @@ def _request(text: str, thread_id: str) -> dict[str, Any]:
 
 
 def _output_text(response: Any) -> str:
-    texts = []
+    texts: list[str] = []
     for item in response.output:
         if item.type == "message":
             texts.extend(part["text"] for part in item.content if part.get("type") == "output_text")

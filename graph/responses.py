@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,7 @@ class PendingApproval:
             (str(details[k]) for k in ("tool", "name", "tool_name", "action") if details.get(k)),
             "action",
         )
-        arguments = next(
+        arguments: Any = next(
             (details[k] for k in ("args", "arguments", "tool_args") if k in details), {}
         )
         if not isinstance(arguments, Mapping):
@@ -226,7 +226,7 @@ def _messages_to_add(items: Sequence[Mapping[str, Any]], thread: ThreadView) -> 
     if not messages:
         raise RequestError("the request has no messages; send at least one user message")
     try:
-        return validate_messages(to_chat_completions_input(messages))
+        return validate_messages(to_chat_completions_input([dict(m) for m in messages]))
     except InvalidInput as exc:
         raise RequestError(str(exc)) from exc
 
@@ -496,10 +496,13 @@ class MemoryResponsesAgent(ResponsesAgent):
 
     # ResponsesAgent (sync: evaluation, Model Serving) ------------------------
 
-    def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:
+    # MLflow's ResponsesAgent narrows PythonModel.predict to (request); mypy sees an override.
+    def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:  # type: ignore[override]
         return self.response_from_events(list(self.stream_turn(self.prepare(request))))
 
-    def predict_stream(self, request: ResponsesAgentRequest) -> Iterator[ResponsesAgentStreamEvent]:
+    def predict_stream(  # type: ignore[override]
+        self, request: ResponsesAgentRequest
+    ) -> Generator[ResponsesAgentStreamEvent, None, None]:
         for event in self.stream_turn(self.prepare(request)):
             yield ResponsesAgentStreamEvent(**event)
 

@@ -98,7 +98,10 @@ class _ResponsesRequestValidator(ResponsesAgentValidator):
     string for a single user message; MLflow's schema insists on a list.
     """
 
-    def validate_and_convert_request(self, data: dict[str, Any]) -> ResponsesAgentRequest:
+    # Same signature as MLflow's ResponsesAgentValidator, which narrows the base class's.
+    def validate_and_convert_request(  # type: ignore[override]
+        self, data: dict[str, Any]
+    ) -> ResponsesAgentRequest:
         if isinstance(data.get("input"), str):
             data = {**data, "input": [{"role": "user", "content": data["input"]}]}
         return super().validate_and_convert_request(data)
