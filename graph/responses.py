@@ -11,6 +11,8 @@ One request is one *turn* on one thread:
   messages. Tool-call items in the request are never replayed into the
   thread: they name tools this agent may not have, and an unpaired call
   makes model endpoints reject the whole thread.
+- **Ownership**: each run records its user in the checkpoint's metadata; a
+  thread whose latest run had a user answers only that user (403 otherwise).
 - **Approvals**: a run that pauses in ``interrupt()`` answers with one
   ``mcp_approval_request`` output item per pending call (the Responses API's
   own item for "this tool call needs a human", rendered by Databricks' chat
@@ -63,6 +65,12 @@ class RequestError(ValueError):
     """A request that cannot be served as sent; ``status`` is the HTTP status to answer with."""
 
     status = 400
+
+
+class ThreadOfAnotherUser(RequestError):
+    """The thread was last used by a different user: its history is not the caller's to see."""
+
+    status = 403
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,8 @@ class ThreadView:
 
     has_messages: bool = False
     pending: tuple[PendingApproval, ...] = ()
+    owner: str | None = None
+    """The user id of the thread's latest run (recorded in its checkpoint metadata)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,12 @@ class Turn:
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"configurable": {"thread_id": self.thread_id}}
+        # The user goes into the checkpoint's metadata: the next request can check that
+        # the thread is its caller's (see plan_turn).
+        config: dict[str, Any] = {"configurable": {"thread_id": self.thread_id}}
+        if self.user_id is not None:
+            config["metadata"] = {"user_id": self.user_id}
+        return config
 
     @property
     def context(self) -> Context:
@@ -239,6 +254,10 @@ def plan_turn(
     user_id: str | None,
 ) -> Turn:
     """Decide what this request sends the graph, given the thread as it stands."""
+    if thread.owner is not None and thread.owner != user_id:
+        # Thread ids travel in request bodies; without this check anyone who learns
+        # one could read (and continue) another user's conversation.
+        raise ThreadOfAnotherUser(f"thread {thread_id!r} belongs to another user")
     items = _item_dicts(request)
     custom_inputs = request.custom_inputs or {}
     if thread.pending:
@@ -280,7 +299,8 @@ def _thread_view(snapshot: Any) -> ThreadView:
         return ThreadView()
     messages = (snapshot.values or {}).get("messages") or []
     pending = tuple(PendingApproval.from_interrupt(i) for i in snapshot.interrupts)
-    return ThreadView(has_messages=bool(messages), pending=pending)
+    owner = (snapshot.metadata or {}).get("user_id") if messages else None
+    return ThreadView(has_messages=bool(messages), pending=pending, owner=owner)
 
 
 @dataclass

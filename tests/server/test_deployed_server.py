@@ -106,3 +106,17 @@ def test_memory_status_route_says_why(server_without_database: RunningServer) ->
     status = httpx.get(f"{server_without_database.base_url}/memory/status", timeout=10).json()
     assert status["memory_available"] is False
     assert "DATABASE_URL" in status["status"]
+
+
+def test_a_thread_answers_only_its_user(deployed_server: RunningServer) -> None:
+    import openai
+
+    alice = deployed_server.client({"X-Forwarded-Email": "alice@example.com"})
+    bob = deployed_server.client({"X-Forwarded-Email": "bob@example.com"})
+    first = alice.responses.create(input="my secret is tulip", model="agent")
+    thread = {"custom_inputs": {"thread_id": first.custom_outputs["thread_id"]}}
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        bob.responses.create(input="what is my secret?", model="agent", extra_body=thread)
+    assert "belongs to another user" in str(caught.value)
+    mine = alice.responses.create(input="what is my secret?", model="agent", extra_body=thread)
+    assert "tulip" in mine.output_text

@@ -20,7 +20,13 @@ from mlflow.types.responses import ResponsesAgentRequest
 from openai import OpenAI
 
 from graph.builder import build_graph
-from graph.responses import PendingApproval, RequestError, ThreadView, plan_turn
+from graph.responses import (
+    PendingApproval,
+    RequestError,
+    ThreadOfAnotherUser,
+    ThreadView,
+    plan_turn,
+)
 from graph.server import create_app
 from graph.settings import Settings
 
@@ -138,3 +144,14 @@ def test_pending_approval_reads_the_interrupt_payload() -> None:
     assert item["id"] == PENDING.id
     odd = PendingApproval.from_interrupt(Interrupt(value="delete everything?", id="c" * 32))
     assert (odd.tool, odd.arguments) == ("action", {})
+
+
+def test_a_thread_answers_only_the_user_of_its_latest_run() -> None:
+    owned = ThreadView(has_messages=True, owner="alice")
+    message = request({"role": "user", "content": "hi"})
+    with pytest.raises(ThreadOfAnotherUser):
+        plan_turn(message, owned, thread_id="t", user_id="bob")
+    with pytest.raises(ThreadOfAnotherUser):
+        plan_turn(message, owned, thread_id="t", user_id=None)
+    assert plan_turn(message, owned, thread_id="t", user_id="alice").graph_input
+    assert plan_turn(message, ThreadView(has_messages=True), thread_id="t", user_id="bob")
