@@ -59,6 +59,7 @@ APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "go 
 REJECT_WORDS = frozenset({"reject", "rejected", "no", "n", "deny", "denied", "cancel"})
 APPROVAL_ACTIONS = frozenset({"approve", "reject", "edit"})
 MODEL_NODE = "call_model"
+MAX_REASON_CHARACTERS = 2000
 
 
 class RequestError(ValueError):
@@ -178,7 +179,11 @@ def _text_of(item: Mapping[str, Any]) -> str:
 
 
 def _approval_from_value(value: Any, source: str) -> dict[str, Any]:
-    """Normalise ``"approve"`` / ``{"action": "edit", "args": {...}}`` into a resume value."""
+    """Check and normalise ``"approve"`` / ``{"action": "edit", "args": {...}}``.
+
+    The rules are the approval node's (``{"action", "args"?, "reason"?}``, args
+    only with edit), checked here so a bad answer is a 400 before any run starts.
+    """
     if isinstance(value, str):
         value = {"action": value}
     if not isinstance(value, Mapping):
@@ -186,12 +191,27 @@ def _approval_from_value(value: Any, source: str) -> dict[str, Any]:
             f"{source} must be 'approve', 'reject' or an object with an 'action', "
             f"got {type(value).__name__}"
         )
+    unknown = sorted(set(value) - {"action", "args", "reason"})
+    if unknown:
+        raise RequestError(f"{source} has unknown key(s): {', '.join(unknown)}")
     action = str(value.get("action", "")).strip().lower()
     if action not in APPROVAL_ACTIONS:
         raise RequestError(f"{source}.action must be one of approve, reject, edit; got {action!r}")
-    if action == "edit" and not isinstance(value.get("args"), Mapping):
-        raise RequestError(f"{source}: an edit needs 'args', an object with the edited arguments")
-    return {**value, "action": action}
+    decision: dict[str, Any] = {"action": action}
+    if action == "edit":
+        if not isinstance(value.get("args"), Mapping):
+            raise RequestError(f"{source}: an edit needs 'args', an object with the new arguments")
+        decision["args"] = dict(value["args"])
+    elif value.get("args") is not None:
+        raise RequestError(f"{source}: 'args' only goes with action 'edit'")
+    reason = value.get("reason")
+    if reason is not None:
+        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARACTERS:
+            raise RequestError(
+                f"{source}.reason must be text of at most {MAX_REASON_CHARACTERS} characters"
+            )
+        decision["reason"] = reason
+    return decision
 
 
 def _decisions(

@@ -155,3 +155,21 @@ def test_a_thread_answers_only_the_user_of_its_latest_run() -> None:
         plan_turn(message, owned, thread_id="t", user_id=None)
     assert plan_turn(message, owned, thread_id="t", user_id="alice").graph_input
     assert plan_turn(message, ThreadView(has_messages=True), thread_id="t", user_id="bob")
+
+
+@pytest.mark.parametrize(
+    ("approval", "message"),
+    [
+        ("maybe", "must be one of approve, reject, edit"),
+        ({"action": "edit"}, "an edit needs 'args'"),
+        ({"action": "approve", "args": {"key": "x"}}, "'args' only goes with action 'edit'"),
+        ({"action": "reject", "why": "no"}, "unknown key(s): why"),
+        ({"action": "reject", "reason": 5}, "reason must be text"),
+        (["approve"], "must be 'approve', 'reject' or an object"),
+    ],
+)
+def test_malformed_approvals_are_refused_before_the_run(approval: Any, message: str) -> None:
+    waiting = ThreadView(has_messages=True, pending=(PENDING,))
+    with pytest.raises(RequestError) as caught:
+        plan(request(approval=approval), waiting)
+    assert message in str(caught.value)
