@@ -325,10 +325,46 @@ def _thread_view(snapshot: Any) -> ThreadView:
 
 @dataclass
 class OutputBuilder:
-    """Turns the graph's stream into Responses API stream events and output items."""
+    """Turns the graph's stream into Responses API stream events and output items.
 
+    The events follow OpenAI's protocol closely enough for the OpenAI client's
+    accumulating ``client.responses.stream()`` helper: ``response.created``
+    first; every item announced (``output_item.added``) before it is finished
+    (``output_item.done``); text deltas addressed by ``output_index``; and
+    ``response.completed`` last, carrying every item and the custom outputs.
+    """
+
+    response_id: str = field(default_factory=lambda: _new_id("resp"))
+    created_at: float = field(default_factory=time.time)
     items: list[dict[str, Any]] = field(default_factory=list)
-    _streamed: set[str] = field(default_factory=set)
+    _next_index: int = 0
+    _streaming: dict[str, int] = field(default_factory=dict)
+    """Output index of each message whose text is being streamed, by message id."""
+    _sequence: int = 0
+
+    def _event(self, type: str, **fields: Any) -> dict[str, Any]:
+        self._sequence += 1
+        return {"type": type, "sequence_number": self._sequence, **fields}
+
+    def _response(self, status: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": self.response_id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "output": list(self.items),
+            **fields,
+        }
+
+    def start(self) -> list[dict[str, Any]]:
+        return [self._event("response.created", response=self._response("in_progress"))]
+
+    def completed(self, custom_outputs: dict[str, Any]) -> dict[str, Any]:
+        return self._event(
+            "response.completed",
+            response=self._response("completed", custom_outputs=custom_outputs),
+            custom_outputs=custom_outputs,
+        )
 
     def on_message_chunk(self, chunk: Any, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Text deltas of the model's answer as it is generated."""
@@ -337,8 +373,35 @@ class OutputBuilder:
         text = chunk.text if isinstance(chunk.text, str) else ""
         if not text or not chunk.id:
             return []
-        self._streamed.add(chunk.id)
-        return [create_text_delta(delta=text, item_id=chunk.id)]
+        events = []
+        if chunk.id not in self._streaming:
+            index = self._streaming[chunk.id] = self._claim_index()
+            placeholder = {
+                "type": "message",
+                "id": chunk.id,
+                "role": "assistant",
+                "status": "in_progress",
+                "content": [],
+            }
+            events.append(
+                self._event("response.output_item.added", item=placeholder, output_index=index)
+            )
+            events.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=chunk.id,
+                    output_index=index,
+                    content_index=0,
+                    part={"type": "output_text", "text": "", "annotations": []},
+                )
+            )
+        delta = create_text_delta(delta=text, item_id=chunk.id)
+        events.append(
+            self._event(
+                delta.pop("type"), **delta, output_index=self._streaming[chunk.id], content_index=0
+            )
+        )
+        return events
 
     def on_update(self, update: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Finished output items for the messages a node added."""
@@ -348,26 +411,36 @@ class OutputBuilder:
                 continue  # "__interrupt__" carries a tuple; approvals are read from the state
             for message in node_update.get("messages") or []:
                 for item in self._items_for(message):
-                    self.items.append(item)
-                    events.append({"type": "response.output_item.done", "item": item})
+                    events.extend(self._finish(item))
         return events
 
     def on_pending(self, pending: Sequence[PendingApproval]) -> list[dict[str, Any]]:
         """An approval request item per paused call, and a message saying how to answer."""
         events = []
         for approval in pending:
-            item = approval.output_item()
-            self.items.append(item)
-            events.append({"type": "response.output_item.done", "item": item})
+            events.extend(self._finish(approval.output_item()))
         if pending:
             calls = "; ".join(approval.describe() for approval in pending)
             text = (
                 f"Waiting for your approval to run {calls}. Reply “approve” or “reject” "
                 "(or send custom_inputs.approval, or an mcp_approval_response item)."
             )
-            item = create_text_output_item(text=text, id=f"msg_approval_{uuid.uuid4().hex}")
-            self.items.append(item)
-            events.append({"type": "response.output_item.done", "item": item})
+            events.extend(self._finish(create_text_output_item(text=text, id=_new_id("msg"))))
+        return events
+
+    def _claim_index(self) -> int:
+        index = self._next_index
+        self._next_index += 1
+        return index
+
+    def _finish(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        events = []
+        index = self._streaming.pop(item.get("id", ""), None)
+        if index is None:  # not streamed: announce it now
+            index = self._claim_index()
+            events.append(self._event("response.output_item.added", item=item, output_index=index))
+        self.items.append(item)
+        events.append(self._event("response.output_item.done", item=item, output_index=index))
         return events
 
     def _items_for(self, message: Any) -> list[dict[str, Any]]:
@@ -375,7 +448,8 @@ class OutputBuilder:
             items = []
             text = message.text if isinstance(message.text, str) else ""
             if text:
-                items.append(create_text_output_item(text=text, id=message.id or _new_id("msg")))
+                item = create_text_output_item(text=text, id=message.id or _new_id("msg"))
+                items.append({**item, "status": "completed"})
             for call in message.tool_calls:
                 items.append(
                     create_function_call_item(
@@ -455,28 +529,12 @@ class MemoryResponsesAgent(ResponsesAgent):
     def _pending_after(self, snapshot: Any) -> tuple[PendingApproval, ...]:
         return _thread_view(snapshot).pending
 
-    def _completed(
-        self, builder: OutputBuilder, turn: Turn, pending: Sequence[PendingApproval]
-    ) -> dict[str, Any]:
-        custom_outputs = self.custom_outputs(turn, pending)
-        response = {
-            "id": _new_id("resp"),
-            "object": "response",
-            "created_at": time.time(),
-            "status": "completed",
-            "output": builder.items,
-            "custom_outputs": custom_outputs,
-        }
-        return {
-            "type": "response.completed",
-            "response": response,
-            "custom_outputs": custom_outputs,
-        }
-
     async def astream_turn(self, turn: Turn) -> AsyncIterator[dict[str, Any]]:
         """Run ``turn`` and yield Responses API stream events, ending with response.completed."""
         _trace_session(turn)
         builder = OutputBuilder()
+        for event in builder.start():
+            yield event
         pending: Sequence[PendingApproval] = turn.waiting
         if turn.graph_input is not None:
             async for mode, chunk in self.graph.astream(
@@ -496,12 +554,13 @@ class MemoryResponsesAgent(ResponsesAgent):
                 pending = self._pending_after(await self.graph.aget_state(turn.config))
         for event in builder.on_pending(pending):
             yield event
-        yield self._completed(builder, turn, pending)
+        yield builder.completed(self.custom_outputs(turn, pending))
 
     def stream_turn(self, turn: Turn) -> Iterator[dict[str, Any]]:
         """Sync twin of ``astream_turn``."""
         _trace_session(turn)
         builder = OutputBuilder()
+        yield from builder.start()
         pending: Sequence[PendingApproval] = turn.waiting
         if turn.graph_input is not None:
             for mode, chunk in self.graph.stream(
@@ -518,7 +577,7 @@ class MemoryResponsesAgent(ResponsesAgent):
             if self._has_checkpointer():
                 pending = self._pending_after(self.graph.get_state(turn.config))
         yield from builder.on_pending(pending)
-        yield self._completed(builder, turn, pending)
+        yield builder.completed(self.custom_outputs(turn, pending))
 
     @staticmethod
     def response_from_events(events: Sequence[Mapping[str, Any]]) -> ResponsesAgentResponse:

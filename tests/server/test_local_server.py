@@ -263,3 +263,17 @@ def test_traces_carry_the_thread_as_session(server: RunningServer) -> None:
     metadata = traces[0].info.trace_metadata
     assert metadata["mlflow.trace.session"] == thread_id
     assert metadata["mlflow.trace.user"] == "tracy"
+
+
+def test_the_openai_stream_helper_works_with_tool_calls(server: RunningServer) -> None:
+    with server.client().responses.stream(input="what time is it?", model="agent") as stream:
+        types = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert types[0] == "response.created"
+    assert types[-1] == "response.completed"
+    assert [item.type for item in final.output] == [
+        "function_call",
+        "function_call_output",
+        "message",
+    ]
+    assert final.output_text.startswith("It is ")

@@ -46,9 +46,27 @@ def test_streamed_text_arrives_as_deltas_of_the_final_message() -> None:
     assert "".join(event.delta for event in deltas) == "Hello there, friend"
     done = [event for event in events if event.type == "response.output_item.done"]
     assert [event.item.id for event in done] == [deltas[0].item_id]
+    assert {event.output_index for event in deltas} == {done[0].output_index}
+    assert events[0].type == "response.created"
     completed = events[-1]
     assert completed.type == "response.completed"
     assert completed.response.custom_outputs["memory_available"] is False
+
+
+def test_the_openai_stream_helper_accumulates_the_answer() -> None:
+    @asynccontextmanager
+    async def open_graph(settings: Settings) -> AsyncIterator[Any]:
+        model = GenericFakeChatModel(messages=iter([AIMessage(content="Streamed words arrive")]))
+        yield build_graph(model=model, tools=())
+
+    app = create_app(Settings.from_env({}), open_graph=open_graph, tracing=False)
+    with TestClient(app) as http:
+        client = OpenAI(base_url="http://testserver", api_key="unused", http_client=http)
+        with client.responses.stream(input="hi", model="agent") as stream:
+            texts = [event.delta for event in stream if event.type == "response.output_text.delta"]
+            final = stream.get_final_response()
+    assert "".join(texts) == "Streamed words arrive"
+    assert final.output_text == "Streamed words arrive"
 
 
 def request(*items: Any, **custom_inputs: Any) -> ResponsesAgentRequest:
