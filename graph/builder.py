@@ -24,7 +24,7 @@ from graph.validation import validate_run
 from nodes import call_model, call_model_sync, route_model_output, run_tools
 
 
-class MemoryAgentGraph(CompiledStateGraph):  # type: ignore[type-arg]
+class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     """The compiled graph, checking each run's input before LangGraph persists it.
 
     ``invoke`` and ``ainvoke`` go through ``stream`` and ``astream``, so these
@@ -37,11 +37,11 @@ class MemoryAgentGraph(CompiledStateGraph):  # type: ignore[type-arg]
 
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Iterator[Any]:  # type: ignore[override]
+    ) -> Iterator[Any]:
         validate_run(input, config, needs_thread=self.checkpointer is not None)
         return super().stream(input, config, **kwargs)
 
-    async def astream(  # type: ignore[override]
+    async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[Any]:
         validate_run(input, config, needs_thread=self.checkpointer is not None)
@@ -86,4 +86,5 @@ def build_graph(
     # StateGraph.compile has no hook for the compiled class; switching the class of
     # the fresh instance adds our input check without copying compile's body.
     compiled.__class__ = MemoryAgentGraph
-    return compiled  # type: ignore[return-value]
+    assert isinstance(compiled, MemoryAgentGraph)
+    return compiled
