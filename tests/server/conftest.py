@@ -24,7 +24,8 @@ from openai import OpenAI
 from psycopg import sql
 
 from database.embedded import EmbeddedPostgres
-from tests.conftest import AGENT_ENV_VARS, url_for_database
+from database.targets import with_database
+from tests.conftest import AGENT_ENV_VARS
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 180
@@ -112,7 +113,7 @@ def module_database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
     admin = pg_server.admin_url()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = url_for_database(admin, name)
+    url = with_database(admin, name)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     yield url
