@@ -10,7 +10,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

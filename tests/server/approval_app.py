@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from langchain_core.tools import tool
 from langgraph.types import interrupt
 
-from checkpointing import AsyncMemoryAgentSaver, asetup_checkpoint_tables
+from checkpointing import AsyncMemoryAgentSaver, asetup_checkpoint_tables, asetup_tool_ledger
 from database import aopen_database
 from graph.builder import build_graph
 from graph.server import create_app
@@ -44,6 +44,7 @@ def save_memory(content: str) -> str:
 async def open_approval_graph(settings: Settings) -> AsyncIterator[Any]:
     async with aopen_database(settings.database) as database:
         await asetup_checkpoint_tables(database.pool)
+        await asetup_tool_ledger(database.pool)
         graph = build_graph(
             checkpointer=AsyncMemoryAgentSaver(database.pool),
             tools=[*BASE_TOOLS, save_memory],
