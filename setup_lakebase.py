@@ -84,10 +84,10 @@ class CheckReport:
 
 
 def required_tables() -> list[str]:
-    """Every table the agent uses: the checkpointer's and the store's."""
-    from checkpointing import CHECKPOINT_TABLES
+    """Every table the agent uses: the checkpointer's, the tool-call ledger and the store's."""
+    from checkpointing import RUN_TABLES
 
-    return [*CHECKPOINT_TABLES, *STORE_TABLES]
+    return [*RUN_TABLES, *STORE_TABLES]
 
 
 def _store_for_setup(conn: Any, dims: int) -> Any:
@@ -137,6 +137,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     from psycopg import sql
 
     from checkpointing import missing_tables
+    from checkpointing.tool_ledger import CREATE_LEDGER_SQL
 
     done: list[str] = []
     if (
@@ -151,6 +152,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     tables_before = set(missing_tables(_SingleConnection(conn), required_tables()))
     versions_before = _migration_versions(conn)
     PostgresSaver(conn).setup()
+    conn.execute(CREATE_LEDGER_SQL)
     _store_for_setup(conn, dims).setup()
     versions_after = _migration_versions(conn)
     tables_after = set(missing_tables(_SingleConnection(conn), required_tables()))
@@ -341,6 +343,12 @@ def plan_sql(
         saver = PostgresSaver(conn)
         saver._cursor = recording_cursor  # type: ignore[method-assign, assignment]
         saver.setup()
+        out.extend(recorder.statements)
+        recorder.statements.clear()
+        from checkpointing.tool_ledger import CREATE_LEDGER_SQL, LEDGER_TABLE
+
+        if not conn.execute("SELECT to_regclass(%s) AS t", (LEDGER_TABLE,)).fetchone()["t"]:
+            out.append(CREATE_LEDGER_SQL.strip().rstrip(";"))
         # The store's setup is LangGraph's migrations (recorded, with the store's own
         # index configuration) followed by the store's additions, of which we print
         # the ones whose objects do not exist yet.

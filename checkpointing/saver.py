@@ -25,6 +25,7 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
+from checkpointing.retention import aprune_thread, prune_thread
 from checkpointing.threads import thread_id_from_config
 from database.retry import RetryStats, arun_with_retry, run_with_retry
 
@@ -38,6 +39,19 @@ CHECKPOINT_TABLES = (
 )
 # One constant key for every process that runs our migrations (checkpoint and store).
 SETUP_LOCK_KEY = 0x6D656D6F7279  # "memory"
+# Pruning costs a few index lookups; doing it every 10th step keeps it off most
+# writes while a thread never holds more than keep + 10 checkpoints.
+PRUNE_EVERY_STEPS = 10
+
+
+def _prune_due(keep: int | None, config: RunnableConfig, metadata: CheckpointMetadata) -> bool:
+    if not keep:
+        return False
+    if (config.get("configurable") or {}).get("checkpoint_ns"):
+        return False  # subgraph checkpoints live and die with their parent's
+    step = metadata.get("step")
+    return isinstance(step, int) and step > 0 and step % PRUNE_EVERY_STEPS == 0
+
 
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
 MISSING_TABLES_SQL = """
@@ -51,13 +65,18 @@ def _pool_of(conn: Any) -> Any:
 
 
 class MemoryAgentSaver(PostgresSaver):
-    """``PostgresSaver`` that rejects invalid thread ids with a clear error, and on a
+    """``PostgresSaver`` that rejects invalid thread ids, keeps history bounded, and on a
     pool runs each read and write once more when the connection drops under it
     (every write is an upsert keyed by ids fixed before the first attempt, so a
-    replay writes the same rows; see ``database.retry``)."""
+    replay writes the same rows; see ``database.retry``).
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    ``keep_checkpoints``: every ``PRUNE_EVERY_STEPS`` steps a thread is pruned to
+    its newest ``keep_checkpoints`` checkpoints (``None`` keeps everything).
+    """
+
+    def __init__(self, conn: Any, *, keep_checkpoints: int | None = None, **kwargs: Any) -> None:
+        super().__init__(conn, **kwargs)
+        self.keep_checkpoints = keep_checkpoints
         self.retry_stats = RetryStats()
 
     def _with_retry(self, work: Callable[[], T]) -> T:
@@ -82,9 +101,13 @@ class MemoryAgentSaver(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        thread_id_from_config(config)
+        thread_id = thread_id_from_config(config)
         parent = super().put
-        return self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
+        saved = self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
+        if thread_id is not None and _prune_due(self.keep_checkpoints, config, metadata):
+            keep = self.keep_checkpoints
+            self._with_retry(lambda: prune_thread(self.conn, thread_id, keep))  # type: ignore[arg-type]
+        return saved
 
     def put_writes(
         self,
@@ -101,8 +124,9 @@ class MemoryAgentSaver(PostgresSaver):
 class AsyncMemoryAgentSaver(AsyncPostgresSaver):
     """Async twin of ``MemoryAgentSaver``."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, conn: Any, *, keep_checkpoints: int | None = None, **kwargs: Any) -> None:
+        super().__init__(conn, **kwargs)
+        self.keep_checkpoints = keep_checkpoints
         self.retry_stats = RetryStats()
 
     async def _with_retry(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -128,9 +152,15 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        thread_id_from_config(config)
+        thread_id = thread_id_from_config(config)
         parent = super().aput
-        return await self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
+        saved = await self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
+        if thread_id is not None and _prune_due(self.keep_checkpoints, config, metadata):
+            keep = self.keep_checkpoints
+            await self._with_retry(
+                lambda: aprune_thread(self.conn, thread_id, keep)  # type: ignore[arg-type]
+            )
+        return saved
 
     async def aput_writes(
         self,

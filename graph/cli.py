@@ -209,15 +209,15 @@ def command_history(args: argparse.Namespace) -> int:
 
 
 def command_status(args: argparse.Namespace) -> int:
-    from checkpointing import CHECKPOINT_TABLES
+    from checkpointing import RUN_TABLES
     from database.health import target_health
     from graph.settings import Settings
     from setup_lakebase import STORE_TABLES
 
     settings = Settings.from_env()
-    # The checkpoint tables decide whether memory is available (as for open_agent);
-    # the long-term store's are reported alongside.
-    health = target_health(settings.database, required=CHECKPOINT_TABLES, optional=STORE_TABLES)
+    # The run tables (checkpoints, tool ledger) decide whether memory is available, as
+    # for open_agent; the long-term store's are reported alongside.
+    health = target_health(settings.database, required=RUN_TABLES, optional=STORE_TABLES)
     if args.json:
         print(json.dumps(health.as_dict(), ensure_ascii=False))
     else:

@@ -30,14 +30,36 @@ def validate_run(input: Any, config: Mapping[str, Any] | None, *, needs_thread: 
         raise InvalidThreadId(
             'a thread_id is required: pass config={"configurable": {"thread_id": "..."}}'
         )
-    if input is None or isinstance(input, Command):
-        return  # resuming or continuing a thread: nothing new is written
+    if input is None:
+        return  # continuing a thread: nothing new is written
+    if isinstance(input, Command):
+        if input.resume is not None:
+            validate_resume(input.resume)
+        return
     if not isinstance(input, Mapping):
         raise InvalidInput(
             f"input must be a mapping like {{'messages': [...]}}, got {type(input).__name__}"
         )
     if "messages" in input:
         validate_messages(input["messages"])
+
+
+def validate_resume(resume: Any) -> None:
+    """Check a resume value is an approval decision (or a mapping of interrupt id to one).
+
+    Checked before the run: LangGraph saves the resume value first, and a bad
+    one saved would be replayed into the paused node on every later attempt.
+    """
+    from nodes.review_tool_calls import InvalidDecision, parse_decision
+
+    decisions = resume
+    if isinstance(resume, Mapping) and resume and "action" not in resume:
+        decisions = list(resume.values())  # {interrupt_id: decision, ...}
+    try:
+        for decision in decisions if isinstance(decisions, list) else [decisions]:
+            parse_decision(decision)
+    except InvalidDecision as exc:
+        raise InvalidInput(f"invalid resume value: {exc}") from None
 
 
 def validate_messages(messages: Any) -> list[BaseMessage]:

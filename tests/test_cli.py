@@ -128,11 +128,12 @@ def test_threads_and_history(ready_env: dict[str, str]) -> None:
     listing = cli(["threads", "--json"], ready_env)
     threads = json.loads(listing.stdout)
     assert [t["thread_id"] for t in threads] == ["newer", "older"]
-    assert threads[0]["checkpoints"] == 5  # input, model, tools, model + the empty start
+    # input, model, review (approval gate), tools, model + the empty start
+    assert threads[0]["checkpoints"] == 6
 
     history = cli(["history", "newer", "--json"], ready_env)
     rows = json.loads(history.stdout)
-    assert [row["step"] for row in rows] == [3, 2, 1, 0, -1]  # newest first
+    assert [row["step"] for row in rows] == [4, 3, 2, 1, 0, -1]  # newest first
     assert rows[0]["last"].startswith("AIMessage: It is ")
     assert rows[1]["last"].startswith("ToolMessage: ")
     assert rows[2]["last"].startswith("AIMessage: ")  # the tool call itself
