@@ -243,7 +243,8 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
             f"failures={figures.failures} retries={figures.retries} "
             f"longest_stall={figures.longest_stall:.2f}s lost={len(lost)} "
             f"token_rotations={fake_lakebase.rotations} postgres_restarts={fake_lakebase.restarts} "
-            f"tokens_minted={credentials.minted} tokens_refused={credentials.refused}"
+            f"tokens_minted={credentials.minted} tokens_refused={credentials.refused} "
+            f"restart_durations={[round(x, 1) for x in fake_lakebase.restart_seconds]}s"
         )
     assert fake_lakebase.rotations >= ROTATIONS and fake_lakebase.restarts >= 2
     assert figures.errors == [] and figures.failures == 0 and operation_failures == 0
