@@ -10,13 +10,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
-        "--only", choices=["store", "locomo"], action="append", help="run only these benchmarks"
+        "--only",
+        choices=["store", "locomo", "lakebase"],
+        action="append",
+        help="run only these benchmarks",
     )
     parser.add_argument(
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["locomo", "store"]
+    selected = args.only or ["locomo", "store", "lakebase"]
     if "locomo" in selected:
         from bench import locomo
 
@@ -27,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report = store_scale.run(large=args.large, url=args.url)
         print(store_scale.render(report))
+    if "lakebase" in selected:
+        from bench import lakebase_rotation
+
+        print(lakebase_rotation.render(lakebase_rotation.run()))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The ``memory-agent`` command line: chat, ask, threads, history.
+"""The ``memory-agent`` command line: chat, ask, threads, history, status.
 
 Imports are deferred to the command that needs them so that ``--help`` and
 argument errors are instant and ``ask`` starts in about a second. Every
@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="list a thread's checkpoints, newest first")
     history.add_argument("thread", help="thread id")
     history.add_argument("--json", action="store_true", help="print JSON")
+
+    status = commands.add_parser(
+        "status", help="report the memory backend, server, tables and pool (exit 1: no memory)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -218,11 +223,29 @@ def command_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_status(args: argparse.Namespace) -> int:
+    from checkpointing import RUN_TABLES
+    from database.health import target_health
+    from graph.settings import Settings
+    from setup_lakebase import STORE_TABLES
+
+    settings = Settings.from_env()
+    # The run tables (checkpoints, tool ledger) decide whether memory is available, as
+    # for open_agent; the long-term store's are reported alongside.
+    health = target_health(settings.database, required=RUN_TABLES, optional=STORE_TABLES)
+    if args.json:
+        print(json.dumps(health.as_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(health.lines()))
+    return 0 if health.memory_available else EXIT_FAILED
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ask": command_ask,
     "chat": command_chat,
     "threads": command_threads,
     "history": command_history,
+    "status": command_status,
 }
 
 
