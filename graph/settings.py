@@ -17,6 +17,8 @@ from typing import Literal
 from database.targets import DatabaseTarget, EmbeddedTarget, LakebaseTarget, UrlTarget
 
 DEFAULT_HOME = Path("~/.memory-agent")
+# About 50 turns of time travel with tool calls; older checkpoints are pruned.
+DEFAULT_KEEP_CHECKPOINTS = 200
 LIBPQ_HOST_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGSERVICE")
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
@@ -87,6 +89,8 @@ class Settings:
     """AUTO_SETUP=1: create missing tables at start (always on for the embedded database)."""
     home: Path = DEFAULT_HOME
     """MEMORY_AGENT_HOME: the embedded database and local state live here."""
+    keep_checkpoints: int | None = DEFAULT_KEEP_CHECKPOINTS
+    """MEMORY_AGENT_KEEP_CHECKPOINTS: newest checkpoints kept per thread (0: keep all)."""
     serving: ServingSettings = field(default_factory=ServingSettings)
     """How the HTTP server runs and whom it trusts (only the server reads these)."""
 
@@ -102,6 +106,7 @@ class Settings:
             auto_setup=_flag(env, "AUTO_SETUP"),
             home=home,
             serving=serving_settings_from_env(env),
+            keep_checkpoints=_keep_checkpoints(env),
         )
 
     @property
@@ -116,6 +121,17 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if value in FALSE_VALUES:
         return False
     raise SettingsError(f"{name}={env[name]!r} is not a yes/no value; use 1 or 0")
+
+
+def _keep_checkpoints(env: Mapping[str, str]) -> int | None:
+    raw = _value(env, "MEMORY_AGENT_KEEP_CHECKPOINTS")
+    if raw is None:
+        return DEFAULT_KEEP_CHECKPOINTS
+    if not raw.isdigit():
+        raise SettingsError(
+            f"MEMORY_AGENT_KEEP_CHECKPOINTS={raw!r} must be a whole number (0 keeps every checkpoint)"
+        )
+    return int(raw) or None
 
 
 def _value(env: Mapping[str, str], name: str) -> str | None:
