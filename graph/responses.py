@@ -10,7 +10,8 @@ One request is one *turn* on one thread:
   (the checkpoint already holds the rest); a new thread takes the request's
   messages. Tool-call items in the request are never replayed into the
   thread: they name tools this agent may not have, and an unpaired call
-  makes model endpoints reject the whole thread.
+  makes model endpoints reject the whole thread. Nor are client system or
+  developer messages: the agent's instructions are the server's.
 - **Ownership**: each run records its user in the checkpoint's metadata; a
   thread whose latest run had a user answers only that user (403 otherwise).
 - **Approvals**: a run that pauses in ``interrupt()`` answers with one
@@ -60,6 +61,7 @@ APPROVAL_SERVER_LABEL = "memory-agent"
 APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "go ahead"})
 REJECT_WORDS = frozenset({"reject", "rejected", "no", "n", "deny", "denied", "cancel"})
 MODEL_NODE = "call_model"
+CONVERSATION_ROLES = frozenset({"user", "assistant"})
 
 
 class RequestError(ValueError):
@@ -249,7 +251,9 @@ def _decisions(
 
 
 def _messages_to_add(items: Sequence[Mapping[str, Any]], thread: ThreadView) -> list[BaseMessage]:
-    messages = [item for item in items if _is_message(item)]
+    # Only the conversation is stored: the agent's instructions are the server's, and a
+    # client system/developer message saved in the thread would steer every later turn.
+    messages = [item for item in items if _is_message(item) and item["role"] in CONVERSATION_ROLES]
     if thread.has_messages:
         users = [item for item in messages if item.get("role") == "user"]
         if not users:
