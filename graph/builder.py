@@ -249,7 +249,11 @@ def build_graph(
     builder.add_node(
         "review_tool_calls",
         RunnableCallable(
-            review_tool_calls_sync, review_tool_calls, name="review_tool_calls", tools=all_tools
+            review_tool_calls_sync,
+            review_tool_calls,
+            name="review_tool_calls",
+            tools=all_tools,
+            can_pause=checkpointer is not None,
         ),
         destinations=("run_tools", "call_model"),
     )
