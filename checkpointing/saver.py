@@ -8,7 +8,8 @@ two additions, each for correctness:
   error instead of a btree-size or NUL-byte failure deep in a write;
 - ``setup`` holds a Postgres advisory lock, because the stock migration loop
   run by two processes at once races on ``checkpoint_migrations`` (duplicate
-  key) and on ``CREATE INDEX CONCURRENTLY``.
+  key) and on ``CREATE INDEX CONCURRENTLY``; the lock is awaited by polling,
+  never by a blocking statement (see ``setup_lock``).
 """
 
 from __future__ import annotations
@@ -34,13 +35,8 @@ CHECKPOINT_TABLES = (
 )
 # One constant key for every process that runs our migrations (checkpoint and store).
 SETUP_LOCK_KEY = 0x6D656D6F7279  # "memory"
-# Waiters poll instead of blocking in pg_advisory_lock: a blocked statement keeps
-# its snapshot open, the holder's CREATE INDEX CONCURRENTLY waits for every open
-# snapshot, and Postgres then reports a deadlock between the two (seen with two
-# setup processes at once).
-TRY_SETUP_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
-SETUP_LOCK_POLL_SECONDS = 0.05
 
+TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
 MISSING_TABLES_SQL = """
 SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
 """
@@ -111,11 +107,33 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         await super().aput_writes(config, writes, task_id, task_path)
 
 
+class SetupLockTimeout(RuntimeError):
+    """Another process has been running migrations for longer than we wait."""
+
+
+def _lock_timeout_error() -> SetupLockTimeout:
+    return SetupLockTimeout(
+        f"another process has held the setup lock for over {SETUP_LOCK_TIMEOUT_SECONDS} s; "
+        "wait for it to finish, then run setup again"
+    )
+
+
+# A waiter must not sit in `SELECT pg_advisory_lock(...)`: that open statement is a
+# transaction, and the holder's CREATE INDEX CONCURRENTLY waits for every open
+# transaction, so the two would deadlock. Polling pg_try_advisory_lock keeps each
+# attempt a transaction of microseconds.
+SETUP_LOCK_POLL_SECONDS = 0.05
+SETUP_LOCK_TIMEOUT_SECONDS = 300
+
+
 @contextmanager
 def setup_lock(pool: Any) -> Iterator[Any]:
     """Hold the migrations advisory lock on one pooled connection; yield that connection."""
     with pool.connection() as conn:
-        while not conn.execute(TRY_SETUP_LOCK_SQL, (SETUP_LOCK_KEY,)).fetchone()["locked"]:
+        deadline = time.monotonic() + SETUP_LOCK_TIMEOUT_SECONDS
+        while not conn.execute(TRY_LOCK_SQL, (SETUP_LOCK_KEY,)).fetchone()["locked"]:
+            if time.monotonic() > deadline:
+                raise _lock_timeout_error()
             time.sleep(SETUP_LOCK_POLL_SECONDS)
         try:
             yield conn
@@ -127,9 +145,12 @@ def setup_lock(pool: Any) -> Iterator[Any]:
 async def asetup_lock(pool: Any) -> AsyncIterator[Any]:
     """Async twin of ``setup_lock``."""
     async with pool.connection() as conn:
-        while not (await (await conn.execute(TRY_SETUP_LOCK_SQL, (SETUP_LOCK_KEY,))).fetchone())[
+        deadline = time.monotonic() + SETUP_LOCK_TIMEOUT_SECONDS
+        while not (await (await conn.execute(TRY_LOCK_SQL, (SETUP_LOCK_KEY,))).fetchone())[
             "locked"
         ]:
+            if time.monotonic() > deadline:
+                raise _lock_timeout_error()
             await asyncio.sleep(SETUP_LOCK_POLL_SECONDS)
         try:
             yield conn

@@ -117,13 +117,13 @@ def open_database(
     if isinstance(target, LakebaseTarget):
         from database.lakebase import open_lakebase_pool
 
-        pool = open_lakebase_pool(
+        lakebase_pool = open_lakebase_pool(
             target, workspace_client=workspace_client, min_size=min_size, max_size=max_size
         )
         try:
-            yield Database(target=target, pool=pool, schema=target.schema)
+            yield Database(target=target, pool=lakebase_pool, schema=target.schema)
         finally:
-            pool.close()
+            lakebase_pool.close()
         return
 
     url, embedded = _resolve_url(target)
@@ -159,13 +159,13 @@ async def aopen_database(
     if isinstance(target, LakebaseTarget):
         from database.lakebase import aopen_lakebase_pool
 
-        apool = await aopen_lakebase_pool(
+        lakebase_pool = await aopen_lakebase_pool(
             target, workspace_client=workspace_client, min_size=min_size, max_size=max_size
         )
         try:
-            yield Database(target=target, pool=apool, schema=target.schema)
+            yield Database(target=target, pool=lakebase_pool, schema=target.schema)
         finally:
-            await apool.close()
+            await lakebase_pool.close()
         return
 
     import asyncio

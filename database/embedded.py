@@ -16,6 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from database.targets import with_database
+
 DATA_DIRECTORY_NAME = "pgdata"
 
 
@@ -99,15 +101,7 @@ def _ensure_database(admin_url: str, database: str) -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     # Two first-time starts can race on the extension's catalog row.
     with (
-        psycopg.connect(_with_database(admin_url, database), autocommit=True) as conn,
+        psycopg.connect(with_database(admin_url, database), autocommit=True) as conn,
         suppress(psycopg.errors.UniqueViolation),
     ):
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-
-
-def _with_database(url: str, database: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(url)
-    params["dbname"] = database
-    return make_conninfo(**params)

@@ -75,4 +75,13 @@ def redact_url(url: str) -> str:
         return "<unparsable connection string>"
     if "password" in params:
         params["password"] = "***"
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+
+
+def with_database(url: str, database: str) -> str:
+    """``url`` with its database name replaced by ``database``."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(url)
+    params["dbname"] = database
+    return make_conninfo("", **params)

@@ -35,7 +35,7 @@ from nodes import (
 )
 
 
-class MemoryAgentGraph(CompiledStateGraph):  # type: ignore[type-arg]
+class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     """The compiled graph, guarding each run before LangGraph touches the thread.
 
     ``invoke`` and ``ainvoke`` go through ``stream`` and ``astream``, and
@@ -265,5 +265,6 @@ def build_graph(
     # StateGraph.compile has no hook for the compiled class; switching the class of
     # the fresh instance adds our run guards without copying compile's body.
     compiled.__class__ = MemoryAgentGraph
-    compiled.thread_lock = thread_lock  # type: ignore[attr-defined]
-    return compiled  # type: ignore[return-value]
+    assert isinstance(compiled, MemoryAgentGraph)
+    compiled.thread_lock = thread_lock
+    return compiled

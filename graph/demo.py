@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from database import open_database
+from database.targets import with_database
 from graph.settings import Settings
 
 
@@ -45,12 +45,6 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> None:
         raise SystemExit(f"demo step failed (exit {result.returncode})")
 
 
-def _with_database(url: str, name: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = name
-    return make_conninfo(**params)
-
-
 def show_thread_memory(run_id: str) -> None:
     thread = f"demo-{run_id}"
     _say("1. Short-term memory: two turns of one thread, each in its own process")
@@ -69,7 +63,7 @@ def show_fallback(admin_url: str, run_id: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
     try:
-        env = {**os.environ, "DATABASE_URL": _with_database(admin_url, scratch)}
+        env = {**os.environ, "DATABASE_URL": with_database(admin_url, scratch)}
         _run(["ask", "Hello!", "--thread", "scratch"], env)
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:

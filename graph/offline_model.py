@@ -47,7 +47,7 @@ class OfflineChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "offline-rule-based"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> OfflineChatModel:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> OfflineChatModel:
         names = tuple(
             tool.name if isinstance(tool, BaseTool) else str(getattr(tool, "__name__", tool))
             for tool in tools

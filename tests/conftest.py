@@ -8,6 +8,8 @@ the test; ``clean_env`` keeps the developer's own configuration out of tests.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from database.embedded import EmbeddedPostgres
+from database.targets import with_database
 
 # Every variable the agent reads; tests start from none of them set.
 AGENT_ENV_VARS = (
@@ -53,10 +55,22 @@ AGENT_ENV_VARS = (
 )
 
 
-def url_for_database(url: str, database: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = database
-    return make_conninfo(**params)
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest keeps only the three newest /tmp/pytest-of-USER/pytest-N folders, so a
+    # run started while another runs can delete the other's live embedded server.
+    # A private base folder per run avoids that; it is removed when the run ends.
+    if not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="memory-agent-tests-")
+        config.stash[_OWN_BASETEMP] = config.option.basetemp
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = config.stash.get(_OWN_BASETEMP, None)
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+_OWN_BASETEMP = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +89,7 @@ def database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
     admin = pg_server.admin_url()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = url_for_database(admin, name)
+    url = with_database(admin, name)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     yield url

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from database.targets import with_database
 from graph import agent as agent_module
 from graph.agent import MemoryUnavailableError, aopen_agent, open_agent
 from graph.settings import Settings
@@ -126,13 +127,11 @@ def databricks_postgres(pg_server: Any) -> Any:
     """The embedded server's ``databricks_postgres`` database (Lakebase's default name), dropped after."""
     from psycopg import sql
 
-    from tests.conftest import url_for_database
-
     admin = pg_server.admin_url()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS databricks_postgres WITH (FORCE)")
         conn.execute("CREATE DATABASE databricks_postgres")
-    yield url_for_database(admin, "databricks_postgres")
+    yield with_database(admin, "databricks_postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS databricks_postgres WITH (FORCE)"))
 

@@ -1,0 +1,34 @@
+"""Run the benchmarks: ``python -m bench`` (quick), ``--large`` (1M-row store), ``--only NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
+    parser.add_argument(
+        "--only", choices=["store", "locomo"], action="append", help="run only these benchmarks"
+    )
+    parser.add_argument(
+        "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
+    )
+    args = parser.parse_args(argv)
+    selected = args.only or ["locomo", "store"]
+    if "locomo" in selected:
+        from bench import locomo
+
+        report = locomo.run(url=args.url)
+        print(locomo.render(report))
+    if "store" in selected:
+        from bench import store_scale
+
+        report = store_scale.run(large=args.large, url=args.url)
+        print(store_scale.render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

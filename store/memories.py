@@ -1,0 +1,171 @@
+"""A user's memories on any LangGraph store: save (with dedup), search, list, delete, forget.
+
+These functions are what the tools, the recall node and the CLI call; they
+take the user id from the caller (trusted code), never from the model, and
+build the namespace with ``store.namespace.user_namespace`` only. They work on
+any ``BaseStore`` with an index (our ``MemoryStore``, the stock PostgresStore,
+InMemoryStore); with a ``MemoryStore`` the duplicate check uses its vector mode
+(a hybrid score is not a similarity) and forgetting is one DELETE.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.store.base import BaseStore, SearchItem
+
+from store.namespace import user_namespace
+from store.postgres import AsyncMemoryStore, MemoryStore
+
+DEFAULT_DEDUP_THRESHOLD = 0.95
+"""Cosine similarity at or above which a new memory is taken as a restatement of an old one."""
+MAX_CONTENT_CHARACTERS = 4000
+
+
+@dataclass(frozen=True)
+class SavedMemory:
+    key: str
+    updated: bool
+    """True when an existing memory (same key, or a near-duplicate) was overwritten."""
+
+
+def _clean(content: str) -> str:
+    text = " ".join(str(content).split())
+    if not text:
+        raise ValueError("memory content is empty")
+    if len(text) > MAX_CONTENT_CHARACTERS:
+        raise ValueError(
+            f"memory content is {len(text)} characters; "
+            f"keep one fact under {MAX_CONTENT_CHARACTERS}"
+        )
+    return text
+
+
+def _similar_kwargs(store: BaseStore) -> dict[str, Any]:
+    return {"mode": "vector"} if isinstance(store, MemoryStore | AsyncMemoryStore) else {}
+
+
+def _duplicate_key(hits: list[SearchItem], threshold: float) -> str | None:
+    for hit in hits:
+        if hit.score is not None and hit.score >= threshold:
+            return hit.key
+    return None
+
+
+def save_memory(
+    store: BaseStore,
+    user_id: str,
+    content: str,
+    key: str | None = None,
+    *,
+    dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+) -> SavedMemory:
+    """Store ``content`` for ``user_id``; a near-identical existing memory is updated instead."""
+    namespace = user_namespace(user_id)
+    text = _clean(content)
+    updated = False
+    if key is None:
+        hits = store.search(namespace, query=text, limit=1, **_similar_kwargs(store))
+        key = _duplicate_key(hits, dedup_threshold)
+        updated = key is not None
+    else:
+        updated = store.get(namespace, key) is not None
+    key = key or str(uuid.uuid4())
+    store.put(namespace, key, {"content": text})
+    return SavedMemory(key=key, updated=updated)
+
+
+async def asave_memory(
+    store: BaseStore,
+    user_id: str,
+    content: str,
+    key: str | None = None,
+    *,
+    dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+) -> SavedMemory:
+    """Async twin of ``save_memory``."""
+    namespace = user_namespace(user_id)
+    text = _clean(content)
+    updated = False
+    if key is None:
+        hits = await store.asearch(namespace, query=text, limit=1, **_similar_kwargs(store))
+        key = _duplicate_key(hits, dedup_threshold)
+        updated = key is not None
+    else:
+        updated = await store.aget(namespace, key) is not None
+    key = key or str(uuid.uuid4())
+    await store.aput(namespace, key, {"content": text})
+    return SavedMemory(key=key, updated=updated)
+
+
+def search_memories(store: BaseStore, user_id: str, query: str, limit: int = 5) -> list[SearchItem]:
+    """The user's memories most relevant to ``query``, best first."""
+    return store.search(user_namespace(user_id), query=query, limit=limit)
+
+
+async def asearch_memories(
+    store: BaseStore, user_id: str, query: str, limit: int = 5
+) -> list[SearchItem]:
+    """Async twin of ``search_memories``."""
+    return await store.asearch(user_namespace(user_id), query=query, limit=limit)
+
+
+def list_memories(store: BaseStore, user_id: str, limit: int = 100) -> list[SearchItem]:
+    """The user's memories, most recently updated first."""
+    return store.search(user_namespace(user_id), limit=limit)
+
+
+async def alist_memories(store: BaseStore, user_id: str, limit: int = 100) -> list[SearchItem]:
+    """Async twin of ``list_memories``."""
+    return await store.asearch(user_namespace(user_id), limit=limit)
+
+
+def delete_memory(store: BaseStore, user_id: str, key: str) -> bool:
+    """Delete one memory; False when the user has no memory with that key."""
+    namespace = user_namespace(user_id)
+    if store.get(namespace, key) is None:
+        return False
+    store.delete(namespace, key)
+    return True
+
+
+async def adelete_memory(store: BaseStore, user_id: str, key: str) -> bool:
+    """Async twin of ``delete_memory``."""
+    namespace = user_namespace(user_id)
+    if await store.aget(namespace, key) is None:
+        return False
+    await store.adelete(namespace, key)
+    return True
+
+
+def forget_user(store: BaseStore, user_id: str) -> int:
+    """Delete every memory of ``user_id``; return how many were deleted."""
+    namespace = user_namespace(user_id)
+    if isinstance(store, MemoryStore):
+        return store.forget_namespace(namespace)
+    deleted = 0
+    while batch := store.search(namespace, limit=500):
+        for item in batch:
+            store.delete(tuple(item.namespace), item.key)
+        deleted += len(batch)
+    return deleted
+
+
+async def aforget_user(store: BaseStore, user_id: str) -> int:
+    """Async twin of ``forget_user``."""
+    namespace = user_namespace(user_id)
+    if isinstance(store, AsyncMemoryStore):
+        return await store.aforget_namespace(namespace)
+    deleted = 0
+    while batch := await store.asearch(namespace, limit=500):
+        for item in batch:
+            await store.adelete(tuple(item.namespace), item.key)
+        deleted += len(batch)
+    return deleted
+
+
+def format_memories(items: list[SearchItem]) -> str:
+    """One line per memory, ``[key] content``: what the model sees."""
+    return "\n".join(f"[{item.key}] {item.value.get('content', item.value)}" for item in items)
