@@ -13,13 +13,13 @@ from typing import Any
 
 import graph.agent
 from graph.cli import main
-from tests.workers.kit import ScriptedModel, test_tools
+from tests.workers.kit import ScriptedModel, scripted_tools
 
 _open_agent = graph.agent.open_agent
 
 
 def _open_agent_with_test_tools(*args: Any, **kwargs: Any) -> Any:
-    return _open_agent(*args, model=ScriptedModel(), tools=test_tools(), **kwargs)
+    return _open_agent(*args, model=ScriptedModel(), tools=scripted_tools(), **kwargs)
 
 
 if __name__ == "__main__":
