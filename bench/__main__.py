@@ -10,18 +10,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
-        "--only", choices=["store", "locomo"], action="append", help="run only these benchmarks"
+        "--only",
+        choices=["store", "locomo", "guards"],
+        action="append",
+        help="run only these benchmarks",
     )
     parser.add_argument(
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["locomo", "store"]
+    selected = args.only or ["locomo", "store", "guards"]
     if "locomo" in selected:
         from bench import locomo
 
         report = locomo.run(url=args.url)
         print(locomo.render(report))
+    if "guards" in selected:
+        from bench import run_guards
+
+        report = run_guards.run(url=args.url)
+        print(run_guards.render(report))
     if "store" in selected:
         from bench import store_scale
 
