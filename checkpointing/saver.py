@@ -37,6 +37,9 @@ CHECKPOINT_TABLES = (
 SETUP_LOCK_KEY = 0x6D656D6F7279  # "memory"
 
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
+# The tool-call ledger (checkpointing/tool_ledger.py) belongs to the thread, so it goes with it.
+DELETE_LEDGER_ROWS_SQL = "DELETE FROM tool_call_ledger WHERE thread_id = %s"
+
 MISSING_TABLES_SQL = """
 SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
 """
@@ -73,6 +76,12 @@ class MemoryAgentSaver(PostgresSaver):
         thread_id_from_config(config)
         super().put_writes(config, writes, task_id, task_path)
 
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete the thread's checkpoints, writes and tool-call ledger rows."""
+        super().delete_thread(thread_id)
+        with self._cursor() as cur:
+            cur.execute(DELETE_LEDGER_ROWS_SQL, (str(thread_id),))
+
 
 class AsyncMemoryAgentSaver(AsyncPostgresSaver):
     """``AsyncPostgresSaver`` that rejects invalid thread ids with a clear error."""
@@ -105,6 +114,12 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
     ) -> None:
         thread_id_from_config(config)
         await super().aput_writes(config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of ``MemoryAgentSaver.delete_thread``."""
+        await super().adelete_thread(thread_id)
+        async with self._cursor() as cur:
+            await cur.execute(DELETE_LEDGER_ROWS_SQL, (str(thread_id),))
 
 
 class SetupLockTimeout(RuntimeError):

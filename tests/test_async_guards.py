@@ -57,5 +57,10 @@ async def test_async_run_pause_resume_lock_and_ledger(
             rows = await cursor.fetchall()
             cursor = await conn.execute("SELECT count(*) AS n FROM tool_call_ledger")
             ledger_rows = (await cursor.fetchone())["n"]
+        await graph.checkpointer.adelete_thread("a")  # type: ignore[union-attr]
+        async with pool.connection() as conn:
+            cursor = await conn.execute("SELECT count(*) AS n FROM tool_call_ledger")
+            ledger_rows_after_delete = (await cursor.fetchone())["n"]
     assert [(row["tool"], row["n"]) for row in rows] == [("append_row", 2), ("delete_thing", 1)]
     assert ledger_rows == 3  # two transactional appends and the approved (external) delete
+    assert ledger_rows_after_delete == 0
