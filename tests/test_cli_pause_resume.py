@@ -137,3 +137,22 @@ def test_without_saved_memory_a_sensitive_call_is_refused_not_paused(
     asked = cli(["ask", "delete k1", "--thread", "x"], env)
     assert asked.returncode == 0, asked.stderr
     assert "needs a human's approval" in asked.stdout and "cannot pause" in asked.stdout
+
+
+def test_chat_asks_at_the_terminal_when_a_run_pauses(
+    subprocess_env: dict[str, str], database_url: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.workers.cli", "chat", "--thread", "c"],
+        cwd=REPO,
+        env={**subprocess_env, "PYTHONPATH": str(REPO), "AUTO_SETUP": "1"},
+        input='delete k1\ne {"key": "bad json\ne {"key": "k2"}\n/exit\n',
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "approval> The agent wants to run delete_thing" in result.stdout
+    assert "agent> deleted k2" in result.stdout
+    assert "memory-agent: " in result.stderr  # the bad JSON was reported, then asked again
+    assert _deleted(database_url) == ["k2"]
