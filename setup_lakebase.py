@@ -85,7 +85,7 @@ class CheckReport:
 
 
 def required_tables() -> list[str]:
-    """Every table the agent uses: the checkpointer's (with the tool-call ledger) and the store's."""
+    """Every table the agent uses: the checkpointer's, the tool-call ledger and the store's."""
     from checkpointing import RUN_TABLES
 
     return [*RUN_TABLES, *STORE_TABLES]
@@ -147,7 +147,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     tables_before = set(missing_tables(_SingleConnection(conn), required_tables()))
     versions_before = _migration_versions(conn)
     PostgresSaver(conn).setup()
-    conn.execute(CREATE_LEDGER_SQL)  # under the setup lock already held on conn
+    conn.execute(CREATE_LEDGER_SQL)
     _store_for_setup(conn, dims).setup()
     versions_after = _migration_versions(conn)
     tables_after = set(missing_tables(_SingleConnection(conn), required_tables()))

@@ -160,7 +160,9 @@ def open_agent(
                     False, database.describe(), _first_line(exc), _fix_for_unreachable(settings)
                 )
             if status.available:
-                checkpointer = MemoryAgentSaver(database.pool)
+                checkpointer = MemoryAgentSaver(
+                    database.pool, keep_checkpoints=settings.keep_checkpoints
+                )
                 guards = _run_guards(database.pool)
         _report(status, settings)
         graph = build_graph(
@@ -205,7 +207,9 @@ async def aopen_agent(
                     False, database.describe(), _first_line(exc), _fix_for_unreachable(settings)
                 )
             if status.available:
-                checkpointer = AsyncMemoryAgentSaver(database.pool)
+                checkpointer = AsyncMemoryAgentSaver(
+                    database.pool, keep_checkpoints=settings.keep_checkpoints
+                )
                 guards = _run_guards(database.pool)
         _report(status, settings)
         graph = build_graph(

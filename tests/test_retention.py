@@ -82,3 +82,25 @@ async def test_async_prune(database_url: str, database: Database) -> None:
     async with aopen_database(UrlTarget(database_url)) as adb:
         result = await aprune_thread(adb.pool, "a", keep=2)
     assert result.checkpoints > 0 and counts(database, "a")[0] == 2
+
+
+def test_saver_keeps_each_thread_bounded_as_it_runs(database: Database) -> None:
+    graph = build_graph(checkpointer=MemoryAgentSaver(database.pool, keep_checkpoints=12))
+    chat(graph, "bounded", turns=12)  # ~48 steps
+    checkpoints, _ = counts(database, "bounded")
+    assert 12 <= checkpoints <= 12 + 10  # pruned every 10 steps down to 12
+    messages = graph.get_state(config("bounded")).values["messages"]
+    assert messages[0].content == "My name is Ada." and len(messages) == 1 + 1 + 11 * 4
+    unbounded = build_graph(checkpointer=MemoryAgentSaver(database.pool))
+    chat(unbounded, "unbounded", turns=12)
+    assert counts(database, "unbounded")[0] > 40
+
+
+def test_keep_checkpoints_setting() -> None:
+    from graph.settings import DEFAULT_KEEP_CHECKPOINTS, Settings, SettingsError
+
+    assert Settings.from_env({}).keep_checkpoints == DEFAULT_KEEP_CHECKPOINTS
+    assert Settings.from_env({"MEMORY_AGENT_KEEP_CHECKPOINTS": "0"}).keep_checkpoints is None
+    assert Settings.from_env({"MEMORY_AGENT_KEEP_CHECKPOINTS": "50"}).keep_checkpoints == 50
+    with pytest.raises(SettingsError, match="whole number"):
+        Settings.from_env({"MEMORY_AGENT_KEEP_CHECKPOINTS": "-3"})
