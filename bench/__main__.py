@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
         "--only",
-        choices=["store", "locomo", "lakebase"],
+        choices=["startup", "store", "locomo", "guards", "lakebase"],
         action="append",
         help="run only these benchmarks",
     )
@@ -19,12 +19,21 @@ def main(argv: list[str] | None = None) -> int:
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["locomo", "store", "lakebase"]
+    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase"]
+    if "startup" in selected:
+        from bench import startup
+
+        print(startup.render(startup.run()))
     if "locomo" in selected:
         from bench import locomo
 
         report = locomo.run(url=args.url)
         print(locomo.render(report))
+    if "guards" in selected:
+        from bench import run_guards
+
+        report = run_guards.run(url=args.url)
+        print(run_guards.render(report))
     if "store" in selected:
         from bench import store_scale
 

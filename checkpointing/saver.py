@@ -54,6 +54,9 @@ def _prune_due(keep: int | None, config: RunnableConfig, metadata: CheckpointMet
 
 
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
+# The tool-call ledger (checkpointing/tool_ledger.py) belongs to the thread, so it goes with it.
+DELETE_LEDGER_ROWS_SQL = "DELETE FROM tool_call_ledger WHERE thread_id = %s"
+
 MISSING_TABLES_SQL = """
 SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
 """
@@ -120,6 +123,12 @@ class MemoryAgentSaver(PostgresSaver):
         parent = super().put_writes
         self._with_retry(lambda: parent(config, writes, task_id, task_path))
 
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete the thread's checkpoints, writes and tool-call ledger rows."""
+        super().delete_thread(thread_id)
+        with self._cursor() as cur:
+            cur.execute(DELETE_LEDGER_ROWS_SQL, (str(thread_id),))
+
 
 class AsyncMemoryAgentSaver(AsyncPostgresSaver):
     """Async twin of ``MemoryAgentSaver``."""
@@ -172,6 +181,12 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         thread_id_from_config(config)
         parent = super().aput_writes
         await self._with_retry(lambda: parent(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of ``MemoryAgentSaver.delete_thread``."""
+        await super().adelete_thread(thread_id)
+        async with self._cursor() as cur:
+            await cur.execute(DELETE_LEDGER_ROWS_SQL, (str(thread_id),))
 
 
 class SetupLockTimeout(RuntimeError):

@@ -61,7 +61,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     memory_status: str = "no checkpointer: runs are not saved"
     thread_lock: ThreadLock | None = None
 
-    def stream(  # type: ignore[override]
+    def stream(
         self,
         input: Any,
         config: RunnableConfig | None = None,
@@ -94,7 +94,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
             config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
             yield from super().stream(input, config, **kwargs)
 
-    async def astream(  # type: ignore[override]
+    async def astream(
         self,
         input: Any,
         config: RunnableConfig | None = None,
@@ -125,7 +125,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
             async for chunk in super().astream(input, config, **kwargs):
                 yield chunk
 
-    def bulk_update_state(  # type: ignore[override]
+    def bulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
     ) -> RunnableConfig:
         thread_id = thread_id_from_config(config)
@@ -134,7 +134,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         with self.thread_lock.hold(thread_id):
             return super().bulk_update_state(config, supersteps)
 
-    async def abulk_update_state(  # type: ignore[override]
+    async def abulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
     ) -> RunnableConfig:
         thread_id = thread_id_from_config(config)
@@ -249,7 +249,11 @@ def build_graph(
     builder.add_node(
         "review_tool_calls",
         RunnableCallable(
-            review_tool_calls_sync, review_tool_calls, name="review_tool_calls", tools=all_tools
+            review_tool_calls_sync,
+            review_tool_calls,
+            name="review_tool_calls",
+            tools=all_tools,
+            can_pause=checkpointer is not None,
         ),
         destinations=("run_tools", "call_model"),
     )
