@@ -3,8 +3,9 @@
     python -m tests.workers.crash_worker URL THREAD[,THREAD...] ROWS
 
 Each thread's task is "append ROWS <thread>". A thread without checkpoints
-gets the message; a thread with pending steps is continued with
-``graph.invoke(None, config)``; a finished thread is skipped. Prints "ready"
+gets the message; a thread whose last run stopped part-way
+(``needs_continuing``) is continued with ``graph.invoke(None, config)``; a
+finished thread is skipped. Prints "ready"
 once connected and "all-done" at the end; the test kills it at random points.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from graph.time_travel import needs_continuing
 from tests.workers.kit import _say, open_test_graph
 
 
@@ -23,8 +25,8 @@ def main(url: str, threads: list[str], rows: int) -> int:
             snapshot = graph.get_state(config)
             if not snapshot.values.get("messages"):
                 graph.invoke({"messages": [("user", f"append {rows} {thread_id}")]}, config)
-            elif snapshot.next:
-                _say(f"resume {thread_id} at {','.join(snapshot.next)}")
+            elif needs_continuing(graph, thread_id):
+                _say(f"resume {thread_id} at {','.join(t.name for t in snapshot.tasks)}")
                 graph.invoke(None, config)
         _say("all-done")
     return 0
