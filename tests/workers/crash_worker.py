@@ -23,11 +23,11 @@ def main(url: str, threads: list[str], rows: int) -> int:
         for thread_id in threads:
             config = {"configurable": {"thread_id": thread_id}}
             snapshot = graph.get_state(config)
-            if not snapshot.values.get("messages"):
-                graph.invoke({"messages": [("user", f"append {rows} {thread_id}")]}, config)
-            elif needs_continuing(graph, thread_id):
+            if needs_continuing(graph, thread_id):  # also a saved input not yet started
                 _say(f"resume {thread_id} at {','.join(t.name for t in snapshot.tasks)}")
                 graph.invoke(None, config)
+            elif not snapshot.values.get("messages"):
+                graph.invoke({"messages": [("user", f"append {rows} {thread_id}")]}, config)
         _say("all-done")
     return 0
 
