@@ -30,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 lock:
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-annotate --no-header -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --universal --extra dev --python-version 3.11 --no-annotate --no-header -o requirements.lock
 
 demo: $(STAMP)
 	$(BIN)/python -m graph.demo

@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
         "--only",
-        choices=["store", "locomo", "guards"],
+        choices=["startup", "store", "locomo", "guards", "lakebase"],
         action="append",
         help="run only these benchmarks",
     )
@@ -19,7 +19,11 @@ def main(argv: list[str] | None = None) -> int:
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["locomo", "store", "guards"]
+    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase"]
+    if "startup" in selected:
+        from bench import startup
+
+        print(startup.render(startup.run()))
     if "locomo" in selected:
         from bench import locomo
 
@@ -35,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report = store_scale.run(large=args.large, url=args.url)
         print(store_scale.render(report))
+    if "lakebase" in selected:
+        from bench import lakebase_rotation
+
+        print(lakebase_rotation.render(lakebase_rotation.run()))
     return 0
 
 

@@ -11,8 +11,11 @@ any pending approval, is never touched.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
+
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 # Checkpoint ids are time-ordered UUIDv6 strings, so ORDER BY checkpoint_id is age.
 PRUNE_SQL = """
@@ -57,12 +60,22 @@ class PruneResult:
     blobs: int = 0
 
 
+def _borrow(pool_or_connection: Any) -> Any:
+    """A connection context from a pool, or the connection itself (as LangGraph's savers accept both)."""
+    if isinstance(pool_or_connection, ConnectionPool | AsyncConnectionPool):
+        return pool_or_connection.connection()
+    return nullcontext(pool_or_connection)
+
+
 def prune_thread(pool: Any, thread_id: str, keep: int) -> PruneResult:
-    """Delete all but the newest ``keep`` checkpoints of ``thread_id`` (keep >= 1)."""
+    """Delete all but the newest ``keep`` checkpoints of ``thread_id`` (keep >= 1).
+
+    ``pool`` is a psycopg pool or an autocommit connection.
+    """
     if keep < 1:
         raise ValueError("keep must be at least 1: the newest checkpoint is the thread itself")
     params = {"thread_id": thread_id, "keep": keep}
-    with pool.connection() as conn:
+    with _borrow(pool) as conn:
         counts = conn.execute(PRUNE_SQL, params).fetchone()
         if not counts["checkpoints"]:
             return PruneResult()
@@ -75,7 +88,7 @@ async def aprune_thread(pool: Any, thread_id: str, keep: int) -> PruneResult:
     if keep < 1:
         raise ValueError("keep must be at least 1: the newest checkpoint is the thread itself")
     params = {"thread_id": thread_id, "keep": keep}
-    async with pool.connection() as conn:
+    async with _borrow(pool) as conn:
         counts = await (await conn.execute(PRUNE_SQL, params)).fetchone()
         if not counts["checkpoints"]:
             return PruneResult()

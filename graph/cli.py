@@ -1,4 +1,4 @@
-"""The ``memory-agent`` command line: chat, ask, threads, history, pending, resume, fork.
+"""The ``memory-agent`` command line: chat, ask, threads, history, status, pending, resume, fork.
 
 Imports are deferred to the command that needs them so that ``--help`` and
 argument errors are instant and ``ask`` starts in about a second. Every
@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("thread", help="thread id")
     history.add_argument("--at", metavar="CHECKPOINT", help="show the full state at one checkpoint")
     history.add_argument("--json", action="store_true", help="print JSON")
+
+    status = commands.add_parser(
+        "status", help="report the memory backend, server, tables and pool (exit 1: no memory)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
 
     pending = commands.add_parser("pending", help="list threads waiting for an approval")
     pending.add_argument("--limit", type=int, default=100, help="how many threads (default 100)")
@@ -136,9 +141,11 @@ def _describe_pending(thread_id: str, pending: Sequence[dict[str, Any]]) -> str:
 
 
 def _new_or_given_thread(thread: str | None) -> str:
-    from checkpointing.threads import resolve_thread_id
+    from checkpointing.threads import resolve_thread_id, validate_thread_id
 
-    return resolve_thread_id({"thread_id": thread} if thread else None)
+    if thread is not None:
+        return validate_thread_id(thread)  # "" is an error, not a new thread
+    return resolve_thread_id(None)
 
 
 def command_ask(args: argparse.Namespace) -> int:
@@ -168,7 +175,7 @@ def command_ask(args: argparse.Namespace) -> int:
             print(json.dumps(payload, ensure_ascii=False))
         else:
             print(answer if not pending else _describe_pending(thread_id, pending))
-            if not args.thread:
+            if not args.thread and graph.memory_available:
                 print(f"(thread {thread_id}; continue with --thread {thread_id})", file=sys.stderr)
     return 0
 
@@ -183,7 +190,8 @@ def command_chat(args: argparse.Namespace) -> int:
     with open_agent(settings) as graph:
         print(f"model:  {settings.model.describe()}")
         print(f"{graph.memory_status}")
-        print(f"thread: {thread_id}  (continue later: memory-agent chat --thread {thread_id})")
+        if graph.memory_available:
+            print(f"thread: {thread_id}  (continue later: memory-agent chat --thread {thread_id})")
         print("Type a message; /exit or Ctrl-D to leave.")
         while True:
             try:
@@ -204,8 +212,21 @@ def command_chat(args: argparse.Namespace) -> int:
                 print(f"agent> {answer}")
             except InvalidInput as exc:
                 print(f"memory-agent: {exc}", file=sys.stderr)
-    print(f"thread {thread_id} saved; continue with: memory-agent chat --thread {thread_id}")
+        if graph.memory_available:
+            print(
+                f"thread {thread_id} saved; continue with: memory-agent chat --thread {thread_id}"
+            )
+        else:
+            print("this conversation was not saved (memory unavailable; see the warning above)")
     return 0
+
+
+def _open_for_browsing() -> Any:
+    """The agent with the offline model: reading threads must not need (or import) a real model."""
+    from graph.agent import open_agent
+    from graph.offline_model import OfflineChatModel
+
+    return open_agent(model=OfflineChatModel())
 
 
 def _ask_decision(request: dict[str, Any]) -> Any:
@@ -241,11 +262,10 @@ def _require_memory(graph: Any) -> None:
 
 def command_threads(args: argparse.Namespace) -> int:
     from checkpointing.browse import recent_threads
-    from graph.agent import open_agent
 
     if args.limit < 1:
         return _fail("--limit must be at least 1", EXIT_BAD_INPUT)
-    with open_agent() as graph:
+    with _open_for_browsing() as graph:
         _require_memory(graph)
         threads = recent_threads(graph.checkpointer.conn, args.limit)  # type: ignore[union-attr]
         if args.json:
@@ -288,11 +308,10 @@ def _message_row(message: Any) -> dict[str, Any]:
 
 def command_history(args: argparse.Namespace) -> int:
     from checkpointing.threads import validate_thread_id
-    from graph.agent import open_agent
     from graph.time_travel import checkpoints, state_at
 
     thread_id = validate_thread_id(args.thread)
-    with open_agent() as graph:
+    with _open_for_browsing() as graph:
         _require_memory(graph)
         if args.at:
             snapshot = state_at(graph, thread_id, args.at)
@@ -328,19 +347,36 @@ def command_history(args: argparse.Namespace) -> int:
             return _fail(f"thread {thread_id!r} has no checkpoints", EXIT_FAILED)
         for row in rows:
             print(
-                f"{row['checkpoint_id']}  step {row['step']:>3}  {row['source']:<6} "
+                f"{row['checkpoint_id']}  step {row['step'] if row['step'] is not None else '?':>3}  "
+                f"{row['source'] or '?':<6} "
                 f"{row['messages']:>3} msgs  next={','.join(row['next']) or '-'}  {row['last']}"
             )
     return 0
 
 
+def command_status(args: argparse.Namespace) -> int:
+    from checkpointing import RUN_TABLES
+    from database.health import target_health
+    from graph.settings import Settings
+    from setup_lakebase import STORE_TABLES
+
+    settings = Settings.from_env()
+    # The run tables (checkpoints, tool ledger) decide whether memory is available, as
+    # for open_agent; the long-term store's are reported alongside.
+    health = target_health(settings.database, required=RUN_TABLES, optional=STORE_TABLES)
+    if args.json:
+        print(json.dumps(health.as_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(health.lines()))
+    return 0 if health.memory_available else EXIT_FAILED
+
+
 def command_pending(args: argparse.Namespace) -> int:
-    from graph.agent import open_agent
     from graph.approvals import pending_approvals
 
     if args.limit < 1:
         return _fail("--limit must be at least 1", EXIT_BAD_INPUT)
-    with open_agent() as graph:
+    with _open_for_browsing() as graph:
         _require_memory(graph)
         found = pending_approvals(graph, args.limit)
         if args.json:
@@ -392,12 +428,11 @@ def command_resume(args: argparse.Namespace) -> int:
 
 def command_fork(args: argparse.Namespace) -> int:
     from checkpointing.threads import validate_thread_id
-    from graph.agent import open_agent
     from graph.time_travel import fork
 
     thread_id = validate_thread_id(args.thread)
     target = validate_thread_id(args.to) if args.to else thread_id
-    with open_agent() as graph:
+    with _open_for_browsing() as graph:
         _require_memory(graph)
         head = fork(graph, thread_id, args.checkpoint, to_thread=target)
         checkpoint_id = head["configurable"]["checkpoint_id"]
@@ -414,6 +449,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "chat": command_chat,
     "threads": command_threads,
     "history": command_history,
+    "status": command_status,
     "pending": command_pending,
     "resume": command_resume,
     "fork": command_fork,

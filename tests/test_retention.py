@@ -104,3 +104,15 @@ def test_keep_checkpoints_setting() -> None:
     assert Settings.from_env({"MEMORY_AGENT_KEEP_CHECKPOINTS": "50"}).keep_checkpoints == 50
     with pytest.raises(SettingsError, match="whole number"):
         Settings.from_env({"MEMORY_AGENT_KEEP_CHECKPOINTS": "-3"})
+
+
+def test_saver_on_a_single_connection_prunes_too(database_url: str, database: Database) -> None:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(
+        database_url, autocommit=True, prepare_threshold=0, row_factory=dict_row
+    ) as conn:
+        graph = build_graph(checkpointer=MemoryAgentSaver(conn, keep_checkpoints=5))
+        chat(graph, "one-connection", turns=6)
+    assert 5 <= counts(database, "one-connection")[0] <= 15
