@@ -1,6 +1,8 @@
 """Time travel on a thread: list its checkpoints, read one, replay from it, fork it.
 
 - ``checkpoints(graph, thread)``: every checkpoint, newest first.
+- ``needs_continuing(graph, thread)``: the last run stopped part-way (crash);
+  ``graph.invoke(None, config)`` continues it.
 - ``state_at(graph, thread, checkpoint)``: the state saved at one checkpoint.
 - ``replay(graph, thread, checkpoint)``: run again from that checkpoint. LangGraph
   re-executes the steps after it as a new branch of the same thread; tool calls
@@ -52,6 +54,22 @@ def state_at(graph: Any, thread_id: str, checkpoint_id: str) -> StateSnapshot:
     if snapshot.metadata is None:
         raise CheckpointNotFound(f"thread {thread_id!r} has no checkpoint {checkpoint_id}")
     return snapshot
+
+
+def needs_continuing(graph: Any, thread_id: str) -> bool:
+    """True when the thread's last run stopped before finishing (a crash, a kill, a deploy).
+
+    Continue such a thread with ``graph.invoke(None, config)``. A thread waiting
+    for an approval is not counted: it needs a decision, not a push.
+
+    This looks at ``snapshot.tasks``, not ``snapshot.next``: when a run dies
+    right after a step whose only output is ``Send``s (our review node's), the
+    step's writes are saved but the next checkpoint is not, and LangGraph then
+    reports ``next == ()`` although ``invoke(None)`` still has work to do (found
+    by the kill -9 test).
+    """
+    snapshot = graph.get_state(_config(thread_id))
+    return bool(snapshot.tasks) and not snapshot.interrupts
 
 
 def replay(graph: Any, thread_id: str, checkpoint_id: str, **kwargs: Any) -> Any:

@@ -64,8 +64,38 @@ def test_kill_9_at_random_points_then_resume_runs_each_side_effect_exactly_once(
         for thread_id in THREADS:
             state = graph.get_state({"configurable": {"thread_id": thread_id}})
             messages = state.values["messages"]
-            assert state.next == ()
-            assert messages[-1].content == f"done: appended {ROWS} rows for {thread_id}"
+            history = [
+                (
+                    s.metadata["step"],
+                    s.metadata["source"],
+                    s.next,
+                    len(s.values.get("messages", [])),
+                )
+                for s in graph.get_state_history({"configurable": {"thread_id": thread_id}})
+            ]
+            described = [
+                (
+                    type(m).__name__,
+                    str(m.content)[:40],
+                    [c["id"] for c in getattr(m, "tool_calls", [])],
+                )
+                for m in messages
+            ]
+            if messages[-1].content != f"done: appended {ROWS} rows for {thread_id}":
+                print("DIAGNOSTICS", seed, thread_id)
+                for item in described:
+                    print("  message", item)
+                for item in history:
+                    print("  checkpoint", item)
+                print("  final worker:", final.seen)
+            assert state.next == (), (seed, thread_id, described, history)
+            assert messages[-1].content == f"done: appended {ROWS} rows for {thread_id}", (
+                seed,
+                thread_id,
+                described,
+                history,
+                final.seen,
+            )
             calls = [c["id"] for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
             answers = Counter(m.tool_call_id for m in messages if isinstance(m, ToolMessage))
             assert len(calls) == ROWS and answers == Counter(calls), "a call lacks its one answer"
@@ -102,3 +132,29 @@ def test_external_call_killed_after_its_effect_is_not_repeated_on_resume(
         (effects,) = conn.execute("SELECT count(*) FROM test_side_effects").fetchone()
         (state,) = conn.execute("SELECT state FROM tool_call_ledger").fetchone()
     assert effects == 1 and state == "started"
+
+
+def test_a_run_killed_right_after_the_review_step_is_seen_as_unfinished_and_continues(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the kill -9 test: the review step's only output is a Send; when the
+    # process dies after saving it but before the next checkpoint, LangGraph says
+    # next == () although the run is not over. Simulated here by removing that
+    # next checkpoint, exactly what the crash leaves behind.
+    from graph.time_travel import needs_continuing
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    config = {"configurable": {"thread_id": "cut"}}
+    with open_test_graph(database_url) as graph:
+        graph.invoke({"messages": [("user", "append 1 x")]}, config, interrupt_before=["run_tools"])
+        after_review = graph.get_state(config).config["configurable"]["checkpoint_id"]
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for table in ("checkpoints", "checkpoint_writes"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE thread_id = 'cut' AND checkpoint_id = %s",
+                    (after_review,),
+                )
+        assert needs_continuing(graph, "cut")
+        result = graph.invoke(None, config)
+        assert result["messages"][-1].content == "done: appended 1 rows for x"
+        assert not needs_continuing(graph, "cut")

@@ -3,8 +3,9 @@
     python -m tests.workers.crash_worker URL THREAD[,THREAD...] ROWS
 
 Each thread's task is "append ROWS <thread>". A thread without checkpoints
-gets the message; a thread with pending steps is continued with
-``graph.invoke(None, config)``; a finished thread is skipped. Prints "ready"
+gets the message; a thread whose last run stopped part-way
+(``needs_continuing``) is continued with ``graph.invoke(None, config)``; a
+finished thread is skipped. Prints "ready"
 once connected and "all-done" at the end; the test kills it at random points.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from graph.time_travel import needs_continuing
 from tests.workers.kit import _say, open_test_graph
 
 
@@ -21,11 +23,11 @@ def main(url: str, threads: list[str], rows: int) -> int:
         for thread_id in threads:
             config = {"configurable": {"thread_id": thread_id}}
             snapshot = graph.get_state(config)
-            if not snapshot.values.get("messages"):
-                graph.invoke({"messages": [("user", f"append {rows} {thread_id}")]}, config)
-            elif snapshot.next:
-                _say(f"resume {thread_id} at {','.join(snapshot.next)}")
+            if needs_continuing(graph, thread_id):  # also a saved input not yet started
+                _say(f"resume {thread_id} at {','.join(t.name for t in snapshot.tasks)}")
                 graph.invoke(None, config)
+            elif not snapshot.values.get("messages"):
+                graph.invoke({"messages": [("user", f"append {rows} {thread_id}")]}, config)
         _say("all-done")
     return 0
 
