@@ -53,14 +53,21 @@ class CheckReport:
 def required_tables() -> list[str]:
     """Every table the agent uses."""
     from checkpointing import CHECKPOINT_TABLES
+    from store.postgres import STORE_TABLES
 
-    return list(CHECKPOINT_TABLES)
+    return [*CHECKPOINT_TABLES, *STORE_TABLES]
 
 
-def setup_all(pool: Any) -> list[str]:
-    """Create the extension and all tables on ``pool``; returns what was created."""
+def setup_all(pool: Any, memory: Any = None) -> list[str]:
+    """Create the extension and all tables on ``pool``; returns what was created.
+
+    ``memory`` (MemorySettings) fixes the vector dimension of the memory store;
+    by default the offline embedder's.
+    """
     from checkpointing import missing_tables, setup_checkpoint_tables
     from checkpointing.saver import setup_lock
+    from store.config import MemorySettings
+    from store.postgres import make_memory_store
 
     before = set(missing_tables(pool, required_tables()))
     created = []
@@ -69,6 +76,7 @@ def setup_all(pool: Any) -> list[str]:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             created.append("extension vector")
     setup_checkpoint_tables(pool)
+    make_memory_store(pool, memory or MemorySettings()).setup()
     created.extend(
         f"table {name}" for name in sorted(before - set(missing_tables(pool, required_tables())))
     )
@@ -132,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report = check(database.pool, target)
                 print("\n".join(report.lines()))
                 return 0 if report.ok else 1
-            created = setup_all(database.pool)
+            created = setup_all(database.pool, settings.memory)
             print(f"target: {target}")
             print(
                 "created: " + ", ".join(created)

@@ -172,9 +172,10 @@ def run(url: str | None = None, log: Any = print) -> dict[str, Any]:
     sweep: dict[float, list[dict[str, float]]] = defaultdict(list)
     latency: dict[str, list[float]] = defaultdict(list)
     questions_total = 0
-    with bench_database(url) as database_url, ConnectionPool(
-        database_url, kwargs=CONNECTION_KWARGS, min_size=1, max_size=2
-    ) as pool:
+    with (
+        bench_database(url) as database_url,
+        ConnectionPool(database_url, kwargs=CONNECTION_KWARGS, min_size=1, max_size=2) as pool,
+    ):
         store = MemoryStore(pool, embeddings=embeddings, search_mode="hybrid")
         store.setup()
         for name in CONVERSATIONS:
@@ -216,7 +217,10 @@ def run(url: str | None = None, log: Any = print) -> dict[str, Any]:
         "fusion_default": {"lexical": FusionWeights().lexical, "vector": FusionWeights().vector},
         "modes": {mode: average(rows) for mode, rows in per_mode.items()},
         "categories": {
-            f"{mode}|{CATEGORIES.get(category, category)}": {**average(rows), "questions": len(rows)}
+            f"{mode}|{CATEGORIES.get(category, category)}": {
+                **average(rows),
+                "questions": len(rows),
+            }
             for (mode, category), rows in sorted(per_category.items())
         },
         "sweep": {str(weight): average(rows) for weight, rows in sorted(sweep.items())},
@@ -232,8 +236,7 @@ def render(report: dict[str, Any]) -> str:
     columns = [f"recall@{k}" for k in KS] + ["mrr"]
     modes = [[mode] + [figures[c] for c in columns] for mode, figures in report["modes"].items()]
     categories = [
-        [key.split("|")[0], key.split("|")[1], figures["questions"]]
-        + [figures[c] for c in columns]
+        [key.split("|")[0], key.split("|")[1], figures["questions"]] + [figures[c] for c in columns]
         for key, figures in report["categories"].items()
         if key.split("|")[0] in ("vector", "lexical", "hybrid", "bm25 (python reference)")
     ]
@@ -252,6 +255,6 @@ def render(report: dict[str, Any]) -> str:
         + markdown_table(["mode", "category", "questions"] + columns, categories)
         + "\n\n## Hybrid weight sweep (lexical / vector)\n\n"
         + markdown_table(["weights"] + columns, sweep)
-        + "\n\nData: Maharana et al., \"Evaluating Very Long-Term Conversational Memory of LLM "
-        "Agents\", ACL 2024 (snap-research/locomo), development split of 5 conversations.\n"
+        + '\n\nData: Maharana et al., "Evaluating Very Long-Term Conversational Memory of LLM '
+        'Agents", ACL 2024 (snap-research/locomo), development split of 5 conversations.\n'
     )

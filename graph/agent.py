@@ -3,12 +3,16 @@
 ``open_agent()`` (sync) and ``aopen_agent()`` (async) read ``Settings`` once,
 open the one pool the process shares, make sure the tables exist (the embedded
 database and ``AUTO_SETUP=1`` create them; elsewhere that is the setup
-script's job), and compile the graph with the Postgres checkpointer.
+script's job), and compile the graph with the Postgres checkpointer and the
+long-term memory store (``store.postgres.MemoryStore`` on the same pool).
 
 If memory cannot be had (no database, no tables), the graph is compiled
 without a checkpointer and still answers, statelessly: one warning names the
 cause and the fix, and ``graph.memory_available`` is False. With
 ``MEMORY_REQUIRED=1`` the same message is raised as ``MemoryUnavailableError``.
+Long-term memory degrades the same way on its own: without its tables (or
+with embeddings of another dimension than the stored vectors) the graph keeps
+its checkpointer, has no store, and so binds no memory tools.
 """
 
 from __future__ import annotations
@@ -106,6 +110,65 @@ def _status_for_tables(settings: Settings, database: Database, missing: list[str
     return MemoryStatus(available=True, backend=database.describe())
 
 
+def _store_problem(settings: Settings, missing: list[str]) -> str | None:
+    if not missing:
+        return None
+    return (
+        f"long-term memory unavailable: tables {', '.join(missing)} are missing. "
+        f"Fix: {_fix_for_missing_tables(settings)}"
+    )
+
+
+def _report_store_problem(problem: str, settings: Settings) -> None:
+    if settings.memory_required:
+        raise MemoryUnavailableError(problem)
+    if problem not in _warned:
+        _warned.add(problem)
+        logger.warning(problem)
+
+
+def _open_store(settings: Settings, database: Database) -> Any:
+    """The long-term memory store on the shared pool, or None (with one warning) if unusable."""
+    from store.postgres import STORE_TABLES, make_memory_store
+
+    try:
+        store = make_memory_store(database.pool, settings.memory)
+        if _wants_setup(settings):
+            store.setup()
+        problem = _store_problem(settings, missing_tables(database.pool, STORE_TABLES))
+        if problem is None:
+            store.verify()  # a dimension mismatch is reported here, before any write
+            return store
+    except Exception as exc:  # any failure to prepare storage means "no long-term memory"
+        problem = f"long-term memory unavailable: {_first_line(exc)}"
+    _report_store_problem(problem, settings)
+    return None
+
+
+async def _aopen_store(settings: Settings, database: Database) -> Any:
+    """Async twin of ``_open_store``."""
+    from store.postgres import STORE_TABLES, make_memory_store
+
+    try:
+        store = make_memory_store(database.pool, settings.memory)
+        if _wants_setup(settings):
+            await store.setup()
+        problem = _store_problem(settings, await amissing_tables(database.pool, STORE_TABLES))
+        if problem is None:
+            await store.averify()
+            return store
+    except Exception as exc:
+        problem = f"long-term memory unavailable: {_first_line(exc)}"
+    _report_store_problem(problem, settings)
+    return None
+
+
+def _memory_tools(settings: Settings) -> Any:
+    from store.tools import make_memory_tools
+
+    return make_memory_tools(settings.memory.dedup_threshold)
+
+
 @contextmanager
 def open_agent(
     settings: Settings | None = None,
@@ -145,7 +208,14 @@ def open_agent(
             if status.available:
                 checkpointer = MemoryAgentSaver(database.pool)
         _report(status, settings)
-        graph = build_graph(checkpointer=checkpointer, model=chat_model)
+        store = _open_store(settings, database) if status.available else None
+        graph = build_graph(
+            checkpointer=checkpointer,
+            store=store,
+            model=chat_model,
+            user_tools=_memory_tools(settings),
+            recall_limit=settings.memory.recall_limit,
+        )
         graph.memory_available = status.available
         graph.memory_status = status.message()
         yield graph
@@ -184,7 +254,14 @@ async def aopen_agent(
             if status.available:
                 checkpointer = AsyncMemoryAgentSaver(database.pool)
         _report(status, settings)
-        graph = build_graph(checkpointer=checkpointer, model=chat_model)
+        store = await _aopen_store(settings, database) if status.available else None
+        graph = build_graph(
+            checkpointer=checkpointer,
+            store=store,
+            model=chat_model,
+            user_tools=_memory_tools(settings),
+            recall_limit=settings.memory.recall_limit,
+        )
         graph.memory_available = status.available
         graph.memory_status = status.message()
         yield graph

@@ -21,7 +21,15 @@ from graph.context import Context
 from graph.state import State
 from graph.tools import BASE_TOOLS
 from graph.validation import validate_run
-from nodes import call_model, call_model_sync, route_model_output, run_tools
+from nodes import (
+    call_model,
+    call_model_sync,
+    recall_memories,
+    recall_memories_sync,
+    route_model_output,
+    run_tools,
+)
+from nodes.recall_memories import DEFAULT_RECALL_LIMIT
 
 
 class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
@@ -55,18 +63,31 @@ def build_graph(
     *,
     model: BaseChatModel | None = None,
     tools: Sequence[BaseTool] = tuple(BASE_TOOLS),
-    user_tools: Sequence[BaseTool] = (),
+    user_tools: Sequence[BaseTool] | None = None,
+    recall_limit: int = DEFAULT_RECALL_LIMIT,
 ) -> MemoryAgentGraph:
     """Compile the agent graph with any checkpointer and store (None: stateless).
 
-    ``tools`` are bound on every run; ``user_tools`` (the memory tools) only on
-    runs that have a user id and a store. ``model`` defaults to the offline model.
+    ``tools`` are bound on every run; ``user_tools`` (default: the memory tools)
+    only on runs that have a user id and a store. ``model`` defaults to the
+    offline model. Each turn starts by recalling up to ``recall_limit`` of the
+    user's memories relevant to the latest message.
     """
+    if user_tools is None:
+        from store.tools import make_memory_tools
+
+        user_tools = make_memory_tools()
     if model is None:
         from graph.offline_model import OfflineChatModel
 
         model = OfflineChatModel()
     builder = StateGraph(State, context_schema=Context)
+    builder.add_node(
+        "recall_memories",
+        RunnableCallable(
+            recall_memories_sync, recall_memories, name="recall_memories", limit=recall_limit
+        ),
+    )
     builder.add_node(
         "call_model",
         RunnableCallable(
@@ -79,7 +100,8 @@ def build_graph(
         ),
     )
     builder.add_node("run_tools", run_tools([*tools, *user_tools]))
-    builder.add_edge(START, "call_model")
+    builder.add_edge(START, "recall_memories")
+    builder.add_edge("recall_memories", "call_model")
     builder.add_conditional_edges("call_model", route_model_output, ["run_tools", END])
     builder.add_edge("run_tools", "call_model")
     compiled = builder.compile(checkpointer=checkpointer, store=store, name="memory-agent")

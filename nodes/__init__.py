@@ -1,7 +1,15 @@
 """Graph nodes, one module per node (each with an async body and a sync twin)."""
 
 from nodes.call_model import call_model, call_model_sync
+from nodes.recall_memories import recall_memories, recall_memories_sync
 from nodes.route_model_output import route_model_output
 from nodes.run_tools import run_tools
 
-__all__ = ["call_model", "call_model_sync", "route_model_output", "run_tools"]
+__all__ = [
+    "call_model",
+    "call_model_sync",
+    "recall_memories",
+    "recall_memories_sync",
+    "route_model_output",
+    "run_tools",
+]

@@ -50,10 +50,8 @@ from langgraph.store.postgres.base import (
     _row_to_search_item,
 )
 
+from store.config import SEARCH_MODES, SearchMode
 from store.fusion import FusionWeights, fuse_scores
-
-SearchMode = Literal["vector", "lexical", "hybrid"]
-SEARCH_MODES: tuple[str, ...] = ("vector", "lexical", "hybrid")
 
 TEXT_SEARCH_CONFIG = "english"
 BM25_K1 = 1.2
@@ -486,6 +484,11 @@ class MemoryStore(_MemorySearch, PostgresStore):
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
         self._checked_dims = False
 
+    def verify(self) -> None:
+        """Check that the tables exist and hold vectors of our dimension (raises otherwise)."""
+        self._checked_dims = False
+        self._ensure_checked()
+
     def _ensure_checked(self) -> None:
         if self._checked_dims:
             return
@@ -619,6 +622,11 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_KEY,))
         self._checked_dims = False
+
+    async def averify(self) -> None:
+        """Check that the tables exist and hold vectors of our dimension (raises otherwise)."""
+        self._checked_dims = False
+        await self._ensure_checked()
 
     async def _ensure_checked(self) -> None:
         if self._checked_dims:
@@ -805,3 +813,26 @@ async def _aacquire_setup_lock(conn: Any) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("another process has been setting up the memory store for 5 minutes")
         await asyncio.sleep(0.05)
+
+
+STORE_TABLES = ("store_migrations", "store", "vector_migrations", "store_vectors")
+"""The tables long-term memory lives in (LangGraph PostgresStore's, shared with DatabricksStore)."""
+
+
+def make_memory_store(pool: Any, settings: Any) -> MemoryStore | AsyncMemoryStore:
+    """The memory store for ``pool`` (sync or async pool) as ``settings`` (MemorySettings) says.
+
+    The embedding model is built lazily, on the first text to embed.
+    """
+    from psycopg_pool import AsyncConnectionPool
+
+    from store.embeddings import LazyEmbeddings
+
+    options: dict[str, Any] = {
+        "embeddings": LazyEmbeddings(settings.embeddings),
+        "dims": settings.embeddings.resolved_dims,
+        "search_mode": settings.search_mode,
+    }
+    if isinstance(pool, AsyncConnectionPool):
+        return AsyncMemoryStore(pool, **options)
+    return MemoryStore(pool, **options)

@@ -13,8 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from langchain.tools import ToolRuntime
 from langchain_core.tools import BaseTool, StructuredTool
+
+# The same class `langchain.tools` re-exports; importing it from LangGraph spares
+# `memory-agent ask` the import of the whole `langchain` package.
+from langgraph.prebuilt import ToolRuntime
 from langgraph.store.base import BaseStore
 
 from database.errors import is_connection_error, is_missing_table

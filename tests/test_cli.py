@@ -48,7 +48,7 @@ def test_setup_then_check_reports_all_good(subprocess_env: dict[str, str]) -> No
     empty = setup_script(["--check"], subprocess_env)
     assert empty.returncode == 1
     assert "[FAIL] table checkpoints is missing" in empty.stdout
-    assert "fix: 4 table(s) missing: run `python setup_lakebase.py`" in empty.stdout
+    assert "fix: 8 table(s) missing: run `python setup_lakebase.py`" in empty.stdout
 
     first = setup_script([], subprocess_env)
     assert first.returncode == 0, first.stderr
@@ -128,7 +128,8 @@ def test_threads_and_history(ready_env: dict[str, str]) -> None:
     listing = cli(["threads", "--json"], ready_env)
     threads = json.loads(listing.stdout)
     assert [t["thread_id"] for t in threads] == ["newer", "older"]
-    assert threads[0]["checkpoints"] == 5  # input, model, tools, model + the empty start
+    # the empty start, input, recall, model, tools, model
+    assert threads[0]["checkpoints"] == 6
 
     history = cli(["history", "newer", "--json"], ready_env)
     rows = json.loads(history.stdout)
