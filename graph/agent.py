@@ -127,8 +127,8 @@ def _report_store_problem(problem: str, settings: Settings) -> None:
         logger.warning(problem)
 
 
-def _open_store(settings: Settings, database: Database) -> Any:
-    """The long-term memory store on the shared pool, or None (with one warning) if unusable."""
+def _open_store(settings: Settings, database: Database) -> tuple[Any, str]:
+    """The long-term memory store on the shared pool and a status line; None if unusable."""
     from store.postgres import STORE_TABLES, make_memory_store
 
     try:
@@ -138,14 +138,14 @@ def _open_store(settings: Settings, database: Database) -> Any:
         problem = _store_problem(settings, missing_tables(database.pool, STORE_TABLES))
         if problem is None:
             store.verify()  # a dimension mismatch is reported here, before any write
-            return store
+            return store, _store_available(settings)
     except Exception as exc:  # any failure to prepare storage means "no long-term memory"
         problem = f"long-term memory unavailable: {_first_line(exc)}"
     _report_store_problem(problem, settings)
-    return None
+    return None, problem
 
 
-async def _aopen_store(settings: Settings, database: Database) -> Any:
+async def _aopen_store(settings: Settings, database: Database) -> tuple[Any, str]:
     """Async twin of ``_open_store``."""
     from store.postgres import STORE_TABLES, make_memory_store
 
@@ -156,11 +156,18 @@ async def _aopen_store(settings: Settings, database: Database) -> Any:
         problem = _store_problem(settings, await amissing_tables(database.pool, STORE_TABLES))
         if problem is None:
             await store.averify()
-            return store
+            return store, _store_available(settings)
     except Exception as exc:
         problem = f"long-term memory unavailable: {_first_line(exc)}"
     _report_store_problem(problem, settings)
-    return None
+    return None, problem
+
+
+def _store_available(settings: Settings) -> str:
+    memory = settings.memory
+    return (
+        f"long-term memory available: {memory.embeddings.describe()}, {memory.search_mode} search"
+    )
 
 
 def _memory_tools(settings: Settings) -> Any:
@@ -208,7 +215,11 @@ def open_agent(
             if status.available:
                 checkpointer = MemoryAgentSaver(database.pool)
         _report(status, settings)
-        store = _open_store(settings, database) if status.available else None
+        store, store_status = (
+            _open_store(settings, database)
+            if status.available
+            else (None, "long-term memory unavailable: no database")
+        )
         graph = build_graph(
             checkpointer=checkpointer,
             store=store,
@@ -218,6 +229,7 @@ def open_agent(
         )
         graph.memory_available = status.available
         graph.memory_status = status.message()
+        graph.long_term_memory_status = store_status
         yield graph
 
 
@@ -254,7 +266,11 @@ async def aopen_agent(
             if status.available:
                 checkpointer = AsyncMemoryAgentSaver(database.pool)
         _report(status, settings)
-        store = await _aopen_store(settings, database) if status.available else None
+        store, store_status = (
+            await _aopen_store(settings, database)
+            if status.available
+            else (None, "long-term memory unavailable: no database")
+        )
         graph = build_graph(
             checkpointer=checkpointer,
             store=store,
@@ -264,4 +280,5 @@ async def aopen_agent(
         )
         graph.memory_available = status.available
         graph.memory_status = status.message()
+        graph.long_term_memory_status = store_status
         yield graph

@@ -42,6 +42,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
 
     memory_available: bool = False
     memory_status: str = "no checkpointer: runs are not saved"
+    long_term_memory_status: str = "no store: no long-term memory"
 
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
