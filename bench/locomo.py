@@ -250,11 +250,11 @@ def render(report: dict[str, Any]) -> str:
         f"Embedder: {report['embedder']}. Hybrid weights lexical/vector = "
         f"{report['fusion_default']['lexical']}/{report['fusion_default']['vector']}. "
         f"Median search: {latency}.\n\n"
-        + markdown_table(["mode"] + columns, modes)
+        + markdown_table(["mode", *columns], modes)
         + "\n\n## Per category\n\n"
-        + markdown_table(["mode", "category", "questions"] + columns, categories)
+        + markdown_table(["mode", "category", "questions", *columns], categories)
         + "\n\n## Hybrid weight sweep (lexical / vector)\n\n"
-        + markdown_table(["weights"] + columns, sweep)
+        + markdown_table(["weights", *columns], sweep)
         + '\n\nData: Maharana et al., "Evaluating Very Long-Term Conversational Memory of LLM '
         'Agents", ACL 2024 (snap-research/locomo), development split of 5 conversations.\n'
     )

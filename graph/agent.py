@@ -147,10 +147,10 @@ def _open_store(settings: Settings, database: Database) -> tuple[Any, str]:
 
 async def _aopen_store(settings: Settings, database: Database) -> tuple[Any, str]:
     """Async twin of ``_open_store``."""
-    from store.postgres import STORE_TABLES, make_memory_store
+    from store.postgres import STORE_TABLES, make_async_memory_store
 
     try:
-        store = make_memory_store(database.pool, settings.memory)
+        store = make_async_memory_store(database.pool, settings.memory)
         if _wants_setup(settings):
             await store.setup()
         problem = _store_problem(settings, await amissing_tables(database.pool, STORE_TABLES))

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+Item = TypeVar("Item", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -25,10 +28,10 @@ class FusionWeights:
 
 
 def fuse_scores(
-    lexical: Mapping[Hashable, float],
-    vector: Mapping[Hashable, float],
+    lexical: Mapping[Item, float],
+    vector: Mapping[Item, float],
     weights: FusionWeights = FusionWeights(),
-) -> list[tuple[Hashable, float]]:
+) -> list[tuple[Item, float]]:
     """Return ``(id, hybrid score)`` best first for the union of both candidate sets.
 
     ``lexical`` maps ids to BM25 scores (absent = no lexical match);
@@ -39,7 +42,7 @@ def fuse_scores(
     low = min(vector.values(), default=0.0)
     high = max(vector.values(), default=0.0)
     spread = high - low
-    fused: dict[Hashable, float] = {}
+    fused: dict[Item, float] = {}
     for item in set(lexical) | set(vector):
         lexical_part = lexical.get(item, 0.0) / best_lexical if best_lexical > 0 else 0.0
         if item in vector:

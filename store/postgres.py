@@ -188,8 +188,9 @@ class _MemorySearch:
         refresh_gets = bool(self.ttl_config and self.ttl_config.get("refresh_on_read", True))
         rewritten: list[Op] = []
         for op in ops:
-            refreshes = isinstance(op, SearchOp) or (isinstance(op, GetOp) and not refresh_gets)
-            if refreshes and getattr(op, "refresh_ttl", False):
+            if isinstance(op, SearchOp) and op.refresh_ttl:
+                op = op._replace(refresh_ttl=False)
+            elif isinstance(op, GetOp) and op.refresh_ttl and not refresh_gets:
                 op = op._replace(refresh_ttl=False)
             rewritten.append(op)
         return rewritten
@@ -435,7 +436,7 @@ class _MemorySearch:
             similarity = self._similarity(row["distance"])
             if similarity is not None:
                 vector[_Hit(row["prefix"], row["key"])] = similarity
-        return {cast(_Hit, hit): score for hit, score in fuse_scores(lexical, vector, self.fusion)}
+        return dict(fuse_scores(lexical, vector, self.fusion))
 
 
 class MemoryStore(_MemorySearch, PostgresStore):
@@ -509,7 +510,7 @@ class MemoryStore(_MemorySearch, PostgresStore):
         for idx, op in search_ops:
             results[idx] = self._run_search(cur, op, None)
 
-    def search(  # type: ignore[override]
+    def search(
         self,
         namespace_prefix: tuple[str, ...],
         /,
@@ -581,7 +582,7 @@ class MemoryStore(_MemorySearch, PostgresStore):
         ns_sql, ns_params = _ns_condition("prefix", namespace)
         with self._cursor() as cur:
             cur.execute(f"SELECT count(*) AS n FROM store WHERE {ns_sql}", ns_params)
-            return int(cur.fetchone()["n"])
+            return int(cast(dict[str, Any], cur.fetchone())["n"])
 
 
 class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
@@ -646,7 +647,7 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
         for idx, op in search_ops:
             results[idx] = await self._arun_search(cur, op, None)
 
-    async def asearch(  # type: ignore[override]
+    async def asearch(
         self,
         namespace_prefix: tuple[str, ...],
         /,
@@ -717,7 +718,7 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
         ns_sql, ns_params = _ns_condition("prefix", namespace)
         async with self._cursor() as cur:
             await cur.execute(f"SELECT count(*) AS n FROM store WHERE {ns_sql}", ns_params)
-            return int((await cur.fetchone())["n"])
+            return int(cast(dict[str, Any], await cur.fetchone())["n"])
 
 
 def _index_config(
@@ -819,20 +820,24 @@ STORE_TABLES = ("store_migrations", "store", "vector_migrations", "store_vectors
 """The tables long-term memory lives in (LangGraph PostgresStore's, shared with DatabricksStore)."""
 
 
-def make_memory_store(pool: Any, settings: Any) -> MemoryStore | AsyncMemoryStore:
-    """The memory store for ``pool`` (sync or async pool) as ``settings`` (MemorySettings) says.
-
-    The embedding model is built lazily, on the first text to embed.
-    """
-    from psycopg_pool import AsyncConnectionPool
-
+def _store_options(settings: Any) -> dict[str, Any]:
     from store.embeddings import LazyEmbeddings
 
-    options: dict[str, Any] = {
+    return {
         "embeddings": LazyEmbeddings(settings.embeddings),
         "dims": settings.embeddings.resolved_dims,
         "search_mode": settings.search_mode,
     }
-    if isinstance(pool, AsyncConnectionPool):
-        return AsyncMemoryStore(pool, **options)
-    return MemoryStore(pool, **options)
+
+
+def make_memory_store(pool: Any, settings: Any) -> MemoryStore:
+    """The memory store on a sync ``pool`` as ``settings`` (MemorySettings) says.
+
+    The embedding model is built lazily, on the first text to embed.
+    """
+    return MemoryStore(pool, **_store_options(settings))
+
+
+def make_async_memory_store(pool: Any, settings: Any) -> AsyncMemoryStore:
+    """Async twin of ``make_memory_store`` (on an ``AsyncConnectionPool``, in a running loop)."""
+    return AsyncMemoryStore(pool, **_store_options(settings))

@@ -106,7 +106,7 @@ def test_a_different_embedding_dimension_leaves_memory_off_and_data_alone(
     monkeypatch.setenv("MEMORY_REQUIRED", "1")
     from graph.agent import MemoryUnavailableError
 
-    with pytest.raises(MemoryUnavailableError, match="384.*128"), open_agent(Settings.from_env()):
+    with pytest.raises(MemoryUnavailableError, match=r"384.*128"), open_agent(Settings.from_env()):
         pass
     monkeypatch.delenv("EMBEDDING_DIMS")
     with open_agent(Settings.from_env()) as graph:
