@@ -6,8 +6,9 @@ ranker's scores are normalised per query (BM25 divided by the query's best
 BM25 score; cosine similarity min-max scaled over the candidates) and summed
 with weights, so a document that is a strong lexical match stays on top, and
 vector similarity decides among lexical near-ties and brings in memories that
-share no word with the query. Weights were chosen on the LoCoMo development
-split (bench/locomo.py prints the sweep).
+share no word with the query. The weights the store uses depend on the
+embedder (``store.postgres.default_fusion``); they were chosen on the LoCoMo
+development split (bench/locomo.py prints the sweep).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ Item = TypeVar("Item", bound=Hashable)
 class FusionWeights:
     """How much each ranker counts in the hybrid score (both in [0, 1])."""
 
-    lexical: float = 0.6
-    vector: float = 0.4
+    lexical: float = 0.5
+    vector: float = 0.5
 
 
 def fuse_scores(
