@@ -78,6 +78,8 @@ def default_fusion(embeddings: Embeddings | None) -> FusionWeights:
     if isinstance(embeddings, LazyEmbeddings):
         return HASH_FUSION if embeddings.config.kind == "hash" else SEMANTIC_FUSION
     return HASH_FUSION if isinstance(embeddings, HashEmbeddings) else SEMANTIC_FUSION
+
+
 SETUP_LOCK_KEY = 0x6D656D5F73746F  # "mem_sto": one setup at a time per database
 SETUP_LOCK_TIMEOUT_SECONDS = 300.0
 
@@ -206,7 +208,9 @@ class _MemorySearch:
         refresh_gets = bool(self.ttl_config and self.ttl_config.get("refresh_on_read", True))
         rewritten: list[Op] = []
         for op in ops:
-            if (isinstance(op, SearchOp) and op.refresh_ttl) or (isinstance(op, GetOp) and op.refresh_ttl and not refresh_gets):
+            if (isinstance(op, SearchOp) and op.refresh_ttl) or (
+                isinstance(op, GetOp) and op.refresh_ttl and not refresh_gets
+            ):
                 op = op._replace(refresh_ttl=False)
             rewritten.append(op)
         return rewritten
