@@ -13,6 +13,8 @@ help:
 	@echo "make demo    run the demo (embedded Postgres, offline model; no keys, no Docker)"
 	@echo "make test    run the whole test suite (notebooks included)"
 	@echo "make bench   run the benchmarks under bench/ (make bench-large for 1M rows)"
+	@echo "make serve   serve the agent over the Responses API on http://127.0.0.1:8000"
+	@echo "make eval    evaluate memory with mlflow.genai.evaluate into a local MLflow store"
 	@echo "make lint | format | typecheck | lock | clean"
 
 install: $(STAMP)
@@ -28,7 +30,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 lock:
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-annotate --no-header -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --universal --extra dev --python-version 3.11 --no-annotate --no-header -o requirements.lock
 
 demo: $(STAMP)
 	$(BIN)/python -m graph.demo
@@ -41,6 +43,12 @@ bench: $(STAMP)
 
 bench-large: $(STAMP)
 	$(BIN)/python -m bench --large
+
+serve: $(STAMP)
+	$(BIN)/python -m graph.server
+
+eval: $(STAMP)
+	$(BIN)/python -m graph.evaluate
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,44 +1,72 @@
-"""Create, verify and diagnose the agent's tables wherever Postgres is configured.
+"""Create, verify and diagnose the agent's database wherever Postgres is configured.
 
-    python setup_lakebase.py           create the vector extension and every table (idempotent)
-    python setup_lakebase.py --check   report connectivity, versions and tables; exit 1 if anything is missing
+    python setup_lakebase.py                  create schema, vector extension, every table
+    python setup_lakebase.py --grant ROLE     ... and grant ROLE exactly what the agent needs
+    python setup_lakebase.py --check          report what is there; exit 1 if anything is missing
+    python setup_lakebase.py --check --as ROLE   ... and whether ROLE can run the agent
+    python setup_lakebase.py --dry-run [--grant ROLE]   print the SQL that would run; change nothing
 
 The target comes from the same environment variables as the agent (Lakebase,
-DATABASE_URL / PG*, or the embedded default). Every step is safe to run twice
-and from two processes at once (migrations run under an advisory lock).
+DATABASE_URL / PG*, or the embedded default); LAKEBASE_AGENT_MEMORY_SCHEMA puts
+every table in that schema. Run it as the identity that should own the tables
+(on Lakebase: a member of databricks_superuser, or the instance's creator).
+
+Every step looks before it acts, so a second run changes nothing; the whole
+run holds the agent's setup advisory lock, so two processes at once do the
+work once. Table DDL comes from LangGraph's own migrations (PostgresSaver,
+PostgresStore), run on an autocommit connection because some of them are
+``CREATE INDEX CONCURRENTLY``, which Postgres refuses inside a transaction.
+On plain Postgres the Lakebase-only step (creating a Databricks identity's
+role with databricks_auth) is skipped, and the output says so.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
+
+STORE_TABLES = ("store_migrations", "store", "vector_migrations", "store_vectors")
+DEFAULT_EMBEDDING_DIMS = 384  # the offline hash embedder, the default when nothing is configured
+IDENTITY_TYPES = ("SERVICE_PRINCIPAL", "USER", "GROUP")
+
+
+class SetupError(RuntimeError):
+    """A step cannot be done as asked; ``str()`` is one line naming the fix."""
 
 
 @dataclass
 class CheckReport:
-    """What ``--check`` found; ``ok`` is True only when nothing is missing."""
+    """What ``--check`` found; ``ok`` is True only when nothing blocking is missing."""
 
     target: str
     connected: bool = False
     server_version: str | None = None
     vector_version: str | None = None
     vector_available: bool = False
+    schema: str | None = None
     tables_present: list[str] = field(default_factory=list)
     tables_missing: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    role: str | None = None
+    role_gaps: list[Any] = field(default_factory=list)  # database.grants.Gap
 
     @property
     def ok(self) -> bool:
-        return self.connected and not self.problems
+        return (
+            self.connected and not self.problems and not any(gap.blocking for gap in self.role_gaps)
+        )
 
     def lines(self) -> list[str]:
         mark = {True: "ok  ", False: "FAIL"}
         out = [f"target:     {self.target}", f"[{mark[self.connected]}] connect"]
         if self.connected:
             out.append(f"[ok  ] server: {self.server_version}")
+            if self.schema:
+                out.append(f"[ok  ] schema {self.schema}")
             if self.vector_version:
                 out.append(f"[ok  ] pgvector {self.vector_version}")
             for table in self.tables_present:
@@ -46,48 +74,180 @@ class CheckReport:
             for table in self.tables_missing:
                 out.append(f"[FAIL] table {table} is missing")
         out.extend(f"  fix: {problem}" for problem in self.problems)
+        if self.role and self.connected:
+            if not any(gap.blocking for gap in self.role_gaps):
+                out.append(f"[ok  ] role {self.role} can run the agent")
+            for gap in self.role_gaps:
+                out.append(f"[{'FAIL' if gap.blocking else 'note'}] {gap.problem}")
+                out.append(f"  fix: {gap.fix}")
         out.append("all good" if self.ok else "NOT READY: see the fixes above")
         return out
 
 
 def required_tables() -> list[str]:
-    """Every table the agent uses."""
-    from checkpointing import CHECKPOINT_TABLES
-    from store.postgres import STORE_TABLES
+    """Every table the agent uses: the checkpointer's, the tool-call ledger and the store's."""
+    from checkpointing import RUN_TABLES
 
-    return [*CHECKPOINT_TABLES, *STORE_TABLES]
+    return [*RUN_TABLES, *STORE_TABLES]
 
 
-def setup_all(pool: Any, memory: Any = None) -> list[str]:
-    """Create the extension and all tables on ``pool``; returns what was created.
+def _store_for_setup(conn: Any, dims: int) -> Any:
+    """LangGraph's PostgresStore configured only to create its tables (never to embed).
 
-    ``memory`` (MemorySettings) fixes the vector dimension of the memory store;
-    by default the offline embedder's.
+    It carries the memory store's index config (``store.postgres``): no HNSW
+    index, because the memory store's exact per-user search never uses one.
     """
-    from checkpointing import missing_tables, setup_checkpoint_tables
-    from checkpointing.saver import setup_lock
-    from store.config import MemorySettings
-    from store.postgres import make_memory_store
+    from langgraph.store.postgres import PostgresStore
 
-    before = set(missing_tables(pool, required_tables()))
-    created = []
-    with setup_lock(pool) as conn:  # one process at a time creates the extension
-        if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            created.append("extension vector")
-    setup_checkpoint_tables(pool)
-    make_memory_store(pool, memory or MemorySettings()).setup()
-    created.extend(
-        f"table {name}" for name in sorted(before - set(missing_tables(pool, required_tables())))
+    from store.postgres import memory_index_config
+
+    def no_embeddings(texts: Sequence[str]) -> list[list[float]]:
+        raise RuntimeError("setup does not embed")
+
+    return PostgresStore(
+        conn, index=memory_index_config(no_embeddings, dims, ("content",), "cosine", False)
     )
-    return created
 
 
-def check(pool: Any, target: str) -> CheckReport:
-    """Inspect the database behind ``pool`` without changing anything."""
+def _stored_vector_type(conn: Any) -> str | None:
+    from store.postgres import EMBEDDING_TYPE_SQL
+
+    row = conn.execute(EMBEDDING_TYPE_SQL).fetchone()
+    return None if row is None else str(row["type"])
+
+
+def _current_schema(conn: Any, schema: str | None) -> str:
+    if schema:
+        return schema
+    return str(conn.execute("SELECT current_schema() AS s").fetchone()["s"] or "public")
+
+
+def _migration_versions(conn: Any) -> dict[str, int]:
+    versions = {}
+    for table in ("checkpoint_migrations", "store_migrations", "vector_migrations"):
+        exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS e", (table,)).fetchone()
+        if exists["e"]:
+            row = conn.execute(f"SELECT coalesce(max(v), -1) AS v FROM {table}").fetchone()
+            versions[table] = row["v"]
+    return versions
+
+
+@contextmanager
+def _locked(pool: Any) -> Iterator[Any]:
+    from checkpointing.saver import setup_lock
+
+    with setup_lock(pool) as conn:
+        if not conn.autocommit:  # CREATE INDEX CONCURRENTLY cannot run in a transaction
+            conn.autocommit = True
+        yield conn
+
+
+def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg import sql
+
     from checkpointing import missing_tables
+    from checkpointing.tool_ledger import CREATE_LEDGER_SQL
+    from store.postgres import additions_ddl, check_dimensions
 
-    report = CheckReport(target=target, connected=True)
+    done: list[str] = []
+    if (
+        schema
+        and not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    ):
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        done.append(f"schema {schema}")
+    if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        done.append("extension vector")
+    tables_before = set(missing_tables(_SingleConnection(conn), required_tables()))
+    versions_before = _migration_versions(conn)
+    PostgresSaver(conn).setup()
+    conn.execute(CREATE_LEDGER_SQL)
+    # A table made for another embedding model is an error before anything changes.
+    check_dimensions(_stored_vector_type(conn), dims)
+    _store_for_setup(conn, dims).setup()
+    for statement in additions_ddl(dims, _stored_vector_type(conn)):
+        conn.execute(statement)  # the memory store's columns and covering index (idempotent)
+    versions_after = _migration_versions(conn)
+    tables_after = set(missing_tables(_SingleConnection(conn), required_tables()))
+    done.extend(
+        f"table {name}" for name in required_tables() if name in tables_before - tables_after
+    )
+    applied = sum(v - versions_before.get(t, -1) for t, v in versions_after.items())
+    if applied:
+        done.append(f"{applied} migration(s)")
+    return done
+
+
+class _SingleConnection:
+    """A pool-shaped wrapper so pool helpers run on the connection holding the lock."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        yield self._conn
+
+
+def setup_all(
+    pool: Any, *, schema: str | None = None, dims: int = DEFAULT_EMBEDDING_DIMS
+) -> list[str]:
+    """Create schema, extension and all tables on ``pool``; returns what was created."""
+    with _locked(pool) as conn:
+        return _create_tables(conn, schema, dims)
+
+
+def grant(
+    pool: Any,
+    role: str,
+    *,
+    schema: str | None = None,
+    identity_type: str = "SERVICE_PRINCIPAL",
+) -> tuple[list[str], list[str]]:
+    """Create ``role`` on Lakebase if needed and grant it what the agent needs.
+
+    Returns (statements run, notes). Raises ``SetupError`` when the role does
+    not exist on plain Postgres (where we cannot create a Databricks identity).
+    """
+    import psycopg
+
+    from database.grants import is_lakebase, plan_grants, plan_lakebase_role, role_exists
+
+    ran: list[str] = []
+    notes: list[str] = []
+    with _locked(pool) as conn:
+        if is_lakebase(conn):
+            for step in plan_lakebase_role(conn, role, identity_type):
+                # Someone outside our lock may have created the role since we looked.
+                with suppress(psycopg.errors.DuplicateObject):
+                    conn.execute(step.statement)
+                ran.append(step.render(conn))
+        else:
+            notes.append(
+                "plain Postgres: skipped creating the role with databricks_auth (Lakebase only)"
+            )
+            if not role_exists(conn, role):
+                raise SetupError(
+                    f"role {role} does not exist; on plain Postgres create it first "
+                    f'(CREATE ROLE "{role}" LOGIN PASSWORD ...), then run --grant again'
+                )
+        effective_schema = _current_schema(conn, schema)
+        for step in plan_grants(conn, role, effective_schema, required_tables()):
+            conn.execute(step.statement)
+            ran.append(step.render(conn))
+    return ran, notes
+
+
+def check(
+    pool: Any, target: str, *, role: str | None = None, schema: str | None = None
+) -> CheckReport:
+    """Inspect the database behind ``pool`` (and ``role``'s privileges) without changing anything."""
+    from checkpointing import missing_tables
+    from database.grants import find_gaps
+
+    report = CheckReport(target=target, connected=True, role=role, schema=schema)
     with pool.connection() as conn:
         report.server_version = conn.execute("SHOW server_version").fetchone()["server_version"]
         installed = conn.execute(
@@ -96,6 +256,13 @@ def check(pool: Any, target: str) -> CheckReport:
         available = conn.execute(
             "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
         ).fetchone()
+        schema_exists = (
+            not schema
+            or conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        )
+    if not schema_exists:
+        report.problems.append(f"schema {schema} does not exist: run `python setup_lakebase.py`")
+        report.schema = None
     report.vector_version = installed["extversion"] if installed else None
     report.vector_available = bool(available)
     if not installed:
@@ -112,7 +279,122 @@ def check(pool: Any, target: str) -> CheckReport:
         report.problems.append(
             f"{len(missing)} table(s) missing: run `python setup_lakebase.py` to create them"
         )
+    if role:
+        with pool.connection() as conn:
+            report.role_gaps = find_gaps(
+                conn, role, _current_schema(conn, schema), required_tables()
+            )
     return report
+
+
+class _Recorder:
+    """Stands in for a cursor: answers the migration-version queries from the real
+    database and records every other statement, so LangGraph's own setup code
+    tells us exactly what it would run."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.statements: list[str] = []
+        self._row: Any = None
+
+    def execute(self, query: Any, params: Any = None) -> _Recorder:
+        import psycopg
+
+        text = query if isinstance(query, str) else query.as_string(self.conn)
+        words = text.split()
+        if words[:3] == ["SELECT", "v", "FROM"]:
+            table = words[3]
+            exists = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL AS e", (table,))
+            self._row = self.conn.execute(text).fetchone() if exists.fetchone()["e"] else None
+            return self
+        if words[:5] == ["CREATE", "TABLE", "IF", "NOT", "EXISTS"] and len(words) > 5:
+            # The version table itself: only worth printing when it does not exist yet.
+            name = words[5].rstrip("(")
+            exists = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL AS e", (name,))
+            if name.endswith("_migrations") and exists.fetchone()["e"]:
+                return self
+        if params is not None:
+            text = psycopg.ClientCursor(self.conn).mogrify(text, params)
+        self.statements.append(text.strip())
+        return self
+
+    def fetchone(self) -> Any:
+        return self._row
+
+
+def plan_sql(
+    pool: Any,
+    *,
+    schema: str | None = None,
+    dims: int = DEFAULT_EMBEDDING_DIMS,
+    role: str | None = None,
+    identity_type: str = "SERVICE_PRINCIPAL",
+) -> list[str]:
+    """The SQL a real run would execute now, in order (nothing is changed)."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg import sql
+
+    from database.grants import is_lakebase, plan_grants, plan_lakebase_role
+
+    out: list[str] = []
+    with pool.connection() as conn:
+        if (
+            schema
+            and not conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone()
+        ):
+            out.append(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                .format(sql.Identifier(schema))
+                .as_string(conn)
+            )
+        if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+            out.append("CREATE EXTENSION IF NOT EXISTS vector")
+        recorder = _Recorder(conn)
+
+        @contextmanager
+        def recording_cursor(*_: Any, **__: Any) -> Iterator[_Recorder]:
+            yield recorder
+
+        saver = PostgresSaver(conn)
+        saver._cursor = recording_cursor  # type: ignore[method-assign]
+        saver.setup()
+        from store.postgres import additions_ddl
+
+        stored_type = _stored_vector_type(conn)
+        store = _store_for_setup(conn, dims)
+        store._cursor = recording_cursor  # type: ignore[method-assign]
+        store.setup()
+        out.extend(recorder.statements)
+        out.extend(
+            " ".join(statement.split())
+            for statement in additions_ddl(dims, stored_type or f"vector({dims})")
+        )
+        if role:
+            if is_lakebase(conn):
+                out.extend(
+                    step.render(conn) for step in plan_lakebase_role(conn, role, identity_type)
+                )
+            else:
+                out.append("-- plain Postgres: creating the role with databricks_auth is skipped")
+            out.extend(
+                step.render(conn)
+                for step in plan_grants(
+                    conn, role, _current_schema(conn, schema), required_tables()
+                )
+            )
+    return out
+
+
+def _schema_of(target: Any) -> str | None:
+    return getattr(target, "schema", None)
+
+
+def _dims(settings: Any, requested: int | None) -> int:
+    if requested:
+        return requested
+    return int(settings.memory.embeddings.resolved_dims)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,7 +405,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="report what is there and what is missing; change nothing",
     )
+    parser.add_argument(
+        "--as",
+        dest="as_role",
+        metavar="ROLE",
+        help="with --check: also verify ROLE's privileges (e.g. the app's service principal)",
+    )
+    parser.add_argument(
+        "--grant",
+        metavar="SP_CLIENT_ID",
+        help="create this identity's Postgres role (Lakebase) and grant what the agent needs",
+    )
+    parser.add_argument(
+        "--identity-type",
+        choices=IDENTITY_TYPES,
+        default="SERVICE_PRINCIPAL",
+        help="what --grant names on Lakebase (default SERVICE_PRINCIPAL)",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the SQL; change nothing")
+    parser.add_argument(
+        "--embedding-dims",
+        type=int,
+        metavar="N",
+        help=f"vector size of store_vectors (default: the configured embeddings, else {DEFAULT_EMBEDDING_DIMS})",
+    )
     args = parser.parse_args(argv)
+    if args.as_role and not args.check:
+        parser.error("--as goes with --check")
+    if args.check and (args.grant or args.dry_run):
+        parser.error("--check changes nothing; use it without --grant / --dry-run")
 
     from database import DatabaseUnavailable, open_database
     from graph.settings import Settings, SettingsError
@@ -134,25 +444,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"setup_lakebase.py: error: {exc}", file=sys.stderr)
         return 2
     target = settings.database.describe()
+    schema = _schema_of(settings.database)
+    dims = _dims(settings, args.embedding_dims)
     try:
         with open_database(settings.database) as database:
             if args.check:
-                report = check(database.pool, target)
+                report = check(database.pool, target, role=args.as_role, schema=schema)
                 print("\n".join(report.lines()))
                 return 0 if report.ok else 1
-            created = setup_all(database.pool, settings.memory)
+            if args.dry_run:
+                statements = plan_sql(
+                    database.pool,
+                    schema=schema,
+                    dims=dims,
+                    role=args.grant,
+                    identity_type=args.identity_type,
+                )
+                print(f"-- target: {target}")
+                print(
+                    "\n".join(f"{s};" if not s.startswith("--") else s for s in statements)
+                    if statements
+                    else "-- nothing to do: everything is in place"
+                )
+                return 0
+            created = setup_all(database.pool, schema=schema, dims=dims)
             print(f"target: {target}")
             print(
                 "created: " + ", ".join(created)
                 if created
                 else "nothing to do: every table already exists"
             )
+            if args.grant:
+                ran, notes = grant(
+                    database.pool, args.grant, schema=schema, identity_type=args.identity_type
+                )
+                for note in notes:
+                    print(f"note: {note}")
+                print(f"granted {args.grant}: " + ("; ".join(ran) if ran else "nothing to do"))
             return 0
     except DatabaseUnavailable as exc:
         if args.check:
             print("\n".join(CheckReport(target=target, problems=[f"{exc}"]).lines()))
         else:
             print(f"setup_lakebase.py: error: {exc}", file=sys.stderr)
+        return 1
+    except SetupError as exc:
+        print(f"setup_lakebase.py: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # one line for the operator; the type names the failure
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -25,6 +25,7 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
+from checkpointing.retention import aprune_thread, prune_thread
 from checkpointing.threads import thread_id_from_config
 
 CHECKPOINT_TABLES = (
@@ -35,6 +36,19 @@ CHECKPOINT_TABLES = (
 )
 # One constant key for every process that runs our migrations (checkpoint and store).
 SETUP_LOCK_KEY = 0x6D656D6F7279  # "memory"
+# Pruning costs a few index lookups; doing it every 10th step keeps it off most
+# writes while a thread never holds more than keep + 10 checkpoints.
+PRUNE_EVERY_STEPS = 10
+
+
+def _prune_due(keep: int | None, config: RunnableConfig, metadata: CheckpointMetadata) -> bool:
+    if not keep:
+        return False
+    if (config.get("configurable") or {}).get("checkpoint_ns"):
+        return False  # subgraph checkpoints live and die with their parent's
+    step = metadata.get("step")
+    return isinstance(step, int) and step > 0 and step % PRUNE_EVERY_STEPS == 0
+
 
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
 MISSING_TABLES_SQL = """
@@ -43,7 +57,15 @@ SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
 
 
 class MemoryAgentSaver(PostgresSaver):
-    """``PostgresSaver`` that rejects invalid thread ids with a clear error."""
+    """``PostgresSaver`` that rejects invalid thread ids and keeps history bounded.
+
+    ``keep_checkpoints``: every ``PRUNE_EVERY_STEPS`` steps a thread is pruned to
+    its newest ``keep_checkpoints`` checkpoints (``None`` keeps everything).
+    """
+
+    def __init__(self, conn: Any, *, keep_checkpoints: int | None = None, **kwargs: Any) -> None:
+        super().__init__(conn, **kwargs)
+        self.keep_checkpoints = keep_checkpoints
 
     def get_tuple(self, config: RunnableConfig) -> Any:
         thread_id_from_config(config)
@@ -60,8 +82,11 @@ class MemoryAgentSaver(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        thread_id_from_config(config)
-        return super().put(config, checkpoint, metadata, new_versions)
+        thread_id = thread_id_from_config(config)
+        saved = super().put(config, checkpoint, metadata, new_versions)
+        if thread_id is not None and _prune_due(self.keep_checkpoints, config, metadata):
+            prune_thread(self.conn, thread_id, self.keep_checkpoints)  # type: ignore[arg-type]
+        return saved
 
     def put_writes(
         self,
@@ -75,7 +100,11 @@ class MemoryAgentSaver(PostgresSaver):
 
 
 class AsyncMemoryAgentSaver(AsyncPostgresSaver):
-    """``AsyncPostgresSaver`` that rejects invalid thread ids with a clear error."""
+    """``AsyncPostgresSaver`` that rejects invalid thread ids and keeps history bounded."""
+
+    def __init__(self, conn: Any, *, keep_checkpoints: int | None = None, **kwargs: Any) -> None:
+        super().__init__(conn, **kwargs)
+        self.keep_checkpoints = keep_checkpoints
 
     async def aget_tuple(self, config: RunnableConfig) -> Any:
         thread_id_from_config(config)
@@ -93,8 +122,11 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        thread_id_from_config(config)
-        return await super().aput(config, checkpoint, metadata, new_versions)
+        thread_id = thread_id_from_config(config)
+        saved = await super().aput(config, checkpoint, metadata, new_versions)
+        if thread_id is not None and _prune_due(self.keep_checkpoints, config, metadata):
+            await aprune_thread(self.conn, thread_id, self.keep_checkpoints)  # type: ignore[arg-type]
+        return saved
 
     async def aput_writes(
         self,

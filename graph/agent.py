@@ -18,27 +18,33 @@ its checkpointer, has no store, and so binds no memory tools.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
 
 from checkpointing import (
-    CHECKPOINT_TABLES,
+    RUN_TABLES,
     AsyncMemoryAgentSaver,
     MemoryAgentSaver,
+    ThreadLock,
+    ToolCallLedger,
     amissing_tables,
     asetup_checkpoint_tables,
+    asetup_tool_ledger,
     missing_tables,
     setup_checkpoint_tables,
+    setup_tool_ledger,
 )
 from database import Database, DatabaseUnavailable, aopen_database, open_database
 from database.targets import EmbeddedTarget, LakebaseTarget, UrlTarget
 from graph.builder import MemoryAgentGraph, build_graph
 from graph.models import load_chat_model
 from graph.settings import Settings
+from graph.tools import BASE_TOOLS
 
 logger = logging.getLogger("memory_agent")
 _warned: set[str] = set()
@@ -176,21 +182,31 @@ def _memory_tools(settings: Settings) -> Any:
     return make_memory_tools(settings.memory.dedup_threshold)
 
 
+def _run_guards(pool: Any) -> dict[str, Any]:
+    """The ledger and the per-thread lock, on the same pool as the checkpointer."""
+    return {"ledger": ToolCallLedger(pool), "thread_lock": ThreadLock(pool)}
+
+
 @contextmanager
 def open_agent(
     settings: Settings | None = None,
     *,
     model: BaseChatModel | None = None,
     workspace_client: Any = None,
+    tools: Sequence[BaseTool] = (),
 ) -> Iterator[MemoryAgentGraph]:
     """Open the configured backend and yield the compiled graph; close everything on exit.
 
     ``with open_agent() as graph: graph.invoke({"messages": [...]}, config=...)``
+
+    ``tools`` are added to the built-in ones (mark sensitive ones with
+    ``metadata={"requires_approval": True}``, see ``graph.tool_markers``).
     """
     settings = settings or Settings.from_env()
     chat_model = model or load_chat_model(settings.model)
     with ExitStack() as stack:
         checkpointer = None
+        guards: dict[str, Any] = {}
         try:
             database = stack.enter_context(
                 open_database(settings.database, workspace_client=workspace_client)
@@ -203,8 +219,9 @@ def open_agent(
             try:
                 if _wants_setup(settings):
                     setup_checkpoint_tables(database.pool)
+                    setup_tool_ledger(database.pool)
                 status = _status_for_tables(
-                    settings, database, missing_tables(database.pool, CHECKPOINT_TABLES)
+                    settings, database, missing_tables(database.pool, RUN_TABLES)
                 )
             except (
                 Exception
@@ -213,7 +230,10 @@ def open_agent(
                     False, database.describe(), _first_line(exc), _fix_for_unreachable(settings)
                 )
             if status.available:
-                checkpointer = MemoryAgentSaver(database.pool)
+                checkpointer = MemoryAgentSaver(
+                    database.pool, keep_checkpoints=settings.keep_checkpoints
+                )
+                guards = _run_guards(database.pool)
         _report(status, settings)
         store, store_status = (
             _open_store(settings, database)
@@ -224,8 +244,10 @@ def open_agent(
             checkpointer=checkpointer,
             store=store,
             model=chat_model,
+            tools=[*BASE_TOOLS, *tools],
             user_tools=_memory_tools(settings),
             recall_limit=settings.memory.recall_limit,
+            **guards,
         )
         graph.memory_available = status.available
         graph.memory_status = status.message()
@@ -239,12 +261,14 @@ async def aopen_agent(
     *,
     model: BaseChatModel | None = None,
     workspace_client: Any = None,
+    tools: Sequence[BaseTool] = (),
 ) -> AsyncIterator[MemoryAgentGraph]:
     """Async twin of ``open_agent``: the graph uses the async checkpointer and pool."""
     settings = settings or Settings.from_env()
     chat_model = model or load_chat_model(settings.model)
     async with AsyncExitStack() as stack:
         checkpointer = None
+        guards: dict[str, Any] = {}
         try:
             database = await stack.enter_async_context(
                 aopen_database(settings.database, workspace_client=workspace_client)
@@ -257,14 +281,18 @@ async def aopen_agent(
             try:
                 if _wants_setup(settings):
                     await asetup_checkpoint_tables(database.pool)
-                missing = await amissing_tables(database.pool, CHECKPOINT_TABLES)
+                    await asetup_tool_ledger(database.pool)
+                missing = await amissing_tables(database.pool, RUN_TABLES)
                 status = _status_for_tables(settings, database, missing)
             except Exception as exc:
                 status = MemoryStatus(
                     False, database.describe(), _first_line(exc), _fix_for_unreachable(settings)
                 )
             if status.available:
-                checkpointer = AsyncMemoryAgentSaver(database.pool)
+                checkpointer = AsyncMemoryAgentSaver(
+                    database.pool, keep_checkpoints=settings.keep_checkpoints
+                )
+                guards = _run_guards(database.pool)
         _report(status, settings)
         store, store_status = (
             await _aopen_store(settings, database)
@@ -275,8 +303,10 @@ async def aopen_agent(
             checkpointer=checkpointer,
             store=store,
             model=chat_model,
+            tools=[*BASE_TOOLS, *tools],
             user_tools=_memory_tools(settings),
             recall_limit=settings.memory.recall_limit,
+            **guards,
         )
         graph.memory_available = status.available
         graph.memory_status = status.message()

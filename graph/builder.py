@@ -16,16 +16,22 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
+from langgraph.types import Command
 
+from checkpointing.thread_lock import ThreadLock
+from checkpointing.threads import thread_id_from_config
+from checkpointing.tool_ledger import ToolCallLedger
 from graph.context import Context
 from graph.state import State
 from graph.tools import BASE_TOOLS
-from graph.validation import validate_run
+from graph.validation import InvalidInput, validate_run
 from nodes import (
     call_model,
     call_model_sync,
     recall_memories,
     recall_memories_sync,
+    review_tool_calls,
+    review_tool_calls_sync,
     route_model_output,
     run_tools,
 )
@@ -33,29 +39,181 @@ from nodes.recall_memories import DEFAULT_RECALL_LIMIT
 
 
 class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
-    """The compiled graph, checking each run's input before LangGraph persists it.
+    """The compiled graph, guarding each run before LangGraph touches the thread.
 
-    ``invoke`` and ``ainvoke`` go through ``stream`` and ``astream``, so these
-    two overrides cover every entry point. ``memory_available`` and
-    ``memory_status`` say whether runs are saved (set by ``open_agent``).
+    ``invoke`` and ``ainvoke`` go through ``stream`` and ``astream``, and
+    ``update_state`` through ``bulk_update_state``, so these overrides cover
+    every entry point. For each run on a thread they:
+
+    1. check the input (``validate_run``) before LangGraph persists it;
+    2. hold the thread's advisory lock for the whole run (``thread_lock``):
+       a second run gets ``ThreadBusyError``, or waits ``wait_for_thread``
+       seconds (``graph.invoke(..., wait_for_thread=30)``);
+    3. refuse new input while the thread waits for an approval (it would leave
+       the pending tool call without its answer), refuse a resume when nothing
+       waits, and resume at the thread's head even if the config names the
+       head checkpoint (which LangGraph would otherwise replay, langgraph#7361);
+    4. persist every step before the next starts (``durability="sync"`` unless
+       the caller chooses): a tool call id must be saved before the tool runs,
+       or a crash could make the model issue the same action under a new id.
+
+    ``memory_available`` and ``memory_status`` say whether runs are saved.
     """
 
     memory_available: bool = False
     memory_status: str = "no checkpointer: runs are not saved"
     long_term_memory_status: str = "no store: no long-term memory"
+    thread_lock: ThreadLock | None = None
 
-    def stream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    def stream(  # type: ignore[override]
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        wait_for_thread: float | None = None,
+        **kwargs: Any,
     ) -> Iterator[Any]:
         validate_run(input, config, needs_thread=self.checkpointer is not None)
-        return super().stream(input, config, **kwargs)
+        thread_id = thread_id_from_config(config)
+        if thread_id is None or not isinstance(self.checkpointer, BaseCheckpointSaver):
+            return super().stream(input, config, **kwargs)
+        if kwargs.get("durability") is None:
+            kwargs["durability"] = "sync"
+        return self._guarded_stream(input, config or {}, thread_id, wait_for_thread, kwargs)
 
-    async def astream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    def _guarded_stream(
+        self,
+        input: Any,
+        config: RunnableConfig,
+        thread_id: str,
+        wait_for_thread: float | None,
+        kwargs: dict[str, Any],
+    ) -> Iterator[Any]:
+        # A generator, so the lock is taken when the run starts and always released.
+        if self.thread_lock is None:
+            config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
+            yield from super().stream(input, config, **kwargs)
+            return
+        with self.thread_lock.hold(thread_id, wait_for_thread):
+            config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
+            yield from super().stream(input, config, **kwargs)
+
+    async def astream(  # type: ignore[override]
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        wait_for_thread: float | None = None,
+        **kwargs: Any,
     ) -> AsyncIterator[Any]:
         validate_run(input, config, needs_thread=self.checkpointer is not None)
-        async for chunk in super().astream(input, config, **kwargs):
-            yield chunk
+        thread_id = thread_id_from_config(config)
+        if thread_id is None or not isinstance(self.checkpointer, BaseCheckpointSaver):
+            async for chunk in super().astream(input, config, **kwargs):
+                yield chunk
+            return
+        if kwargs.get("durability") is None:
+            kwargs["durability"] = "sync"
+        config = config or {}
+        if self.thread_lock is None:
+            config = _checked_run(
+                await self.aget_state(_head(config)), input, config, thread_id, kwargs
+            )
+            async for chunk in super().astream(input, config, **kwargs):
+                yield chunk
+            return
+        async with self.thread_lock.ahold(thread_id, wait_for_thread):
+            config = _checked_run(
+                await self.aget_state(_head(config)), input, config, thread_id, kwargs
+            )
+            async for chunk in super().astream(input, config, **kwargs):
+                yield chunk
+
+    def bulk_update_state(  # type: ignore[override]
+        self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
+    ) -> RunnableConfig:
+        thread_id = thread_id_from_config(config)
+        if self.thread_lock is None or thread_id is None:
+            return super().bulk_update_state(config, supersteps)
+        with self.thread_lock.hold(thread_id):
+            return super().bulk_update_state(config, supersteps)
+
+    async def abulk_update_state(  # type: ignore[override]
+        self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
+    ) -> RunnableConfig:
+        thread_id = thread_id_from_config(config)
+        if self.thread_lock is None or thread_id is None:
+            return await super().abulk_update_state(config, supersteps)
+        async with self.thread_lock.ahold(thread_id):
+            return await super().abulk_update_state(config, supersteps)
+
+
+def _head(config: RunnableConfig) -> RunnableConfig:
+    """``config`` without a checkpoint id: the thread's latest state."""
+    configurable = {
+        k: v for k, v in (config.get("configurable") or {}).items() if k != "checkpoint_id"
+    }
+    return {**config, "configurable": configurable}
+
+
+def _checked_run(
+    head: Any, input: Any, config: RunnableConfig, thread_id: str, kwargs: dict[str, Any]
+) -> RunnableConfig:
+    """Refuse runs that would corrupt the thread; return the config to run with.
+
+    A resume runs as the user the paused request was made for (recorded in it
+    from the run's trusted context): the same user is filled in when the
+    resuming caller gives none, and a different one is refused, so an approval
+    can never apply a memory operation to another user's memories.
+    """
+    waiting = bool(head.interrupts)
+    head_id = (head.config or {}).get("configurable", {}).get("checkpoint_id")
+    asked_id = (config.get("configurable") or {}).get("checkpoint_id")
+    if isinstance(input, Command) and input.resume is not None:
+        if not waiting:
+            raise InvalidInput(
+                f"thread {thread_id!r} is not waiting for a decision; nothing to resume"
+            )
+        if asked_id is not None and asked_id != head_id:
+            raise InvalidInput(
+                f"checkpoint {asked_id} is not the latest of thread {thread_id!r}: a resume "
+                "continues the latest one; fork the older checkpoint to branch from it"
+            )
+        _resume_as_requesting_user(head, config, thread_id, kwargs)
+        return _head(config)  # resuming at the head, never a replay (langgraph#7361)
+    if waiting and input is not None and asked_id is None:
+        tools = ", ".join(
+            sorted({str(i.value.get("tool")) for i in head.interrupts if isinstance(i.value, dict)})
+        )
+        raise InvalidInput(
+            f"thread {thread_id!r} is waiting for a decision on {tools or 'a paused step'}: "
+            "resume it (approve, reject or edit) before sending a new message"
+        )
+    return config
+
+
+def _resume_as_requesting_user(
+    head: Any, config: RunnableConfig, thread_id: str, kwargs: dict[str, Any]
+) -> None:
+    owners = {
+        pending.value.get("user_id")
+        for pending in head.interrupts
+        if isinstance(pending.value, dict) and pending.value.get("user_id") is not None
+    }
+    if not owners:
+        return
+    (owner,) = owners  # one run, one user
+    given = kwargs.get("context")
+    given_user = getattr(given, "user_id", None)
+    if given_user is None:
+        given_user = (config.get("configurable") or {}).get("user_id")
+    if given_user is None:
+        kwargs["context"] = Context(user_id=owner)
+    elif str(given_user) != owner:
+        raise InvalidInput(
+            f"thread {thread_id!r} waits on a request made for another user; "
+            "resume it as that user (or without a user id)"
+        )
 
 
 def build_graph(
@@ -65,6 +223,8 @@ def build_graph(
     model: BaseChatModel | None = None,
     tools: Sequence[BaseTool] = tuple(BASE_TOOLS),
     user_tools: Sequence[BaseTool] | None = None,
+    ledger: ToolCallLedger | None = None,
+    thread_lock: ThreadLock | None = None,
     recall_limit: int = DEFAULT_RECALL_LIMIT,
 ) -> MemoryAgentGraph:
     """Compile the agent graph with any checkpointer and store (None: stateless).
@@ -73,6 +233,8 @@ def build_graph(
     only on runs that have a user id and a store. ``model`` defaults to the
     offline model. Each turn starts by recalling up to ``recall_limit`` of the
     user's memories relevant to the latest message.
+    ``ledger`` runs side-effecting tool calls at most once per call id;
+    ``thread_lock`` allows one run at a time per thread (both on the shared pool).
     """
     if user_tools is None:
         from store.tools import make_memory_tools
@@ -82,6 +244,7 @@ def build_graph(
         from graph.offline_model import OfflineChatModel
 
         model = OfflineChatModel()
+    all_tools = (*tools, *user_tools)
     builder = StateGraph(State, context_schema=Context)
     builder.add_node(
         "recall_memories",
@@ -100,14 +263,22 @@ def build_graph(
             user_tools=tuple(user_tools),
         ),
     )
-    builder.add_node("run_tools", run_tools([*tools, *user_tools]))
+    builder.add_node(
+        "review_tool_calls",
+        RunnableCallable(
+            review_tool_calls_sync, review_tool_calls, name="review_tool_calls", tools=all_tools
+        ),
+        destinations=("run_tools", "call_model"),
+    )
+    builder.add_node("run_tools", run_tools(all_tools, ledger))
     builder.add_edge(START, "recall_memories")
     builder.add_edge("recall_memories", "call_model")
-    builder.add_conditional_edges("call_model", route_model_output, ["run_tools", END])
+    builder.add_conditional_edges("call_model", route_model_output, ["review_tool_calls", END])
     builder.add_edge("run_tools", "call_model")
     compiled = builder.compile(checkpointer=checkpointer, store=store, name="memory-agent")
     # StateGraph.compile has no hook for the compiled class; switching the class of
-    # the fresh instance adds our input check without copying compile's body.
+    # the fresh instance adds our run guards without copying compile's body.
     compiled.__class__ = MemoryAgentGraph
     assert isinstance(compiled, MemoryAgentGraph)
+    compiled.thread_lock = thread_lock
     return compiled

@@ -101,9 +101,11 @@ def _run_turn(graph: Any, text: str, thread_id: str, user_id: str | None) -> str
 
 
 def _new_or_given_thread(thread: str | None) -> str:
-    from checkpointing.threads import resolve_thread_id
+    from checkpointing.threads import resolve_thread_id, validate_thread_id
 
-    return resolve_thread_id({"thread_id": thread} if thread else None)
+    if thread is not None:
+        return validate_thread_id(thread)  # "" is an error, not a new thread
+    return resolve_thread_id(None)
 
 
 def command_ask(args: argparse.Namespace) -> int:
@@ -125,7 +127,7 @@ def command_ask(args: argparse.Namespace) -> int:
             print(json.dumps(payload, ensure_ascii=False))
         else:
             print(answer)
-            if not args.thread:
+            if not args.thread and graph.memory_available:
                 print(f"(thread {thread_id}; continue with --thread {thread_id})", file=sys.stderr)
     return 0
 
@@ -140,7 +142,8 @@ def command_chat(args: argparse.Namespace) -> int:
     with open_agent(settings) as graph:
         print(f"model:  {settings.model.describe()}")
         print(f"{graph.memory_status}")
-        print(f"thread: {thread_id}  (continue later: memory-agent chat --thread {thread_id})")
+        if graph.memory_available:
+            print(f"thread: {thread_id}  (continue later: memory-agent chat --thread {thread_id})")
         print("Type a message; /exit or Ctrl-D to leave.")
         while True:
             try:
@@ -156,8 +159,21 @@ def command_chat(args: argparse.Namespace) -> int:
                 print(f"agent> {_run_turn(graph, text, thread_id, args.user)}")
             except InvalidInput as exc:
                 print(f"memory-agent: {exc}", file=sys.stderr)
-    print(f"thread {thread_id} saved; continue with: memory-agent chat --thread {thread_id}")
+        if graph.memory_available:
+            print(
+                f"thread {thread_id} saved; continue with: memory-agent chat --thread {thread_id}"
+            )
+        else:
+            print("this conversation was not saved (memory unavailable; see the warning above)")
     return 0
+
+
+def _open_for_browsing() -> Any:
+    """The agent with the offline model: reading threads must not need (or import) a real model."""
+    from graph.agent import open_agent
+    from graph.offline_model import OfflineChatModel
+
+    return open_agent(model=OfflineChatModel())
 
 
 def _require_memory(graph: Any) -> None:
@@ -169,11 +185,10 @@ def _require_memory(graph: Any) -> None:
 
 def command_threads(args: argparse.Namespace) -> int:
     from checkpointing.browse import recent_threads
-    from graph.agent import open_agent
 
     if args.limit < 1:
         return _fail("--limit must be at least 1", EXIT_BAD_INPUT)
-    with open_agent() as graph:
+    with _open_for_browsing() as graph:
         _require_memory(graph)
         threads = recent_threads(graph.checkpointer.conn, args.limit)  # type: ignore[union-attr]
         if args.json:
@@ -190,10 +205,9 @@ def command_threads(args: argparse.Namespace) -> int:
 
 def command_history(args: argparse.Namespace) -> int:
     from checkpointing.threads import validate_thread_id
-    from graph.agent import open_agent
 
     thread_id = validate_thread_id(args.thread)
-    with open_agent() as graph:
+    with _open_for_browsing() as graph:
         _require_memory(graph)
         rows = []
         for snapshot in graph.get_state_history({"configurable": {"thread_id": thread_id}}):
@@ -219,7 +233,8 @@ def command_history(args: argparse.Namespace) -> int:
             return _fail(f"thread {thread_id!r} has no checkpoints", EXIT_FAILED)
         for row in rows:
             print(
-                f"{row['checkpoint_id']}  step {row['step']:>3}  {row['source']:<6} "
+                f"{row['checkpoint_id']}  step {row['step'] if row['step'] is not None else '?':>3}  "
+                f"{row['source'] or '?':<6} "
                 f"{row['messages']:>3} msgs  next={','.join(row['next']) or '-'}  {row['last']}"
             )
     return 0

@@ -20,7 +20,7 @@ def load_chat_model(settings: ModelSettings) -> BaseChatModel:
     if settings.kind == "databricks":
         from databricks_langchain import ChatDatabricks
 
-        return ChatDatabricks(endpoint=settings.name)
+        return ChatDatabricks(model=settings.name)
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(model=settings.name, base_url=settings.base_url, api_key=settings.api_key)  # type: ignore[arg-type]

@@ -23,9 +23,13 @@ from store.config import (
 )
 
 DEFAULT_HOME = Path("~/.memory-agent")
+# About 50 turns of time travel with tool calls; older checkpoints are pruned.
+DEFAULT_KEEP_CHECKPOINTS = 200
 LIBPQ_HOST_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGSERVICE")
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
+
+DEFAULT_PORT = 8000
 
 ModelKind = Literal["offline", "databricks", "openai"]
 
@@ -52,6 +56,32 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class ServingSettings:
+    """The HTTP server's deployment: where it listens, whom it trusts, where traces go."""
+
+    app_name: str | None = None
+    """DATABRICKS_APP_NAME, set by Databricks Apps in every app: its presence means "deployed"."""
+    port: int = DEFAULT_PORT
+    """DATABRICKS_APP_PORT (set by Databricks Apps), else 8000."""
+    trust_client_user_id: bool = False
+    """MEMORY_AGENT_TRUST_CLIENT_USER_ID=1: honour a client-supplied user id when deployed."""
+    mlflow_tracking_uri: str | None = None
+    """MLFLOW_TRACKING_URI; unset locally means a SQLite store under MEMORY_AGENT_HOME."""
+    mlflow_experiment_id: str | None = None
+    """MLFLOW_EXPERIMENT_ID (Databricks Apps fills it from the app's experiment resource)."""
+
+    @property
+    def deployed(self) -> bool:
+        """True inside Databricks Apps: identity then comes from the proxy's headers only."""
+        return self.app_name is not None
+
+    @property
+    def host(self) -> str:
+        # Databricks Apps routes to the container's port; locally only loopback is exposed.
+        return "0.0.0.0" if self.deployed else "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the agent needs to know about its deployment."""
 
@@ -67,6 +97,10 @@ class Settings:
     """MEMORY_AGENT_HOME: the embedded database and local state live here."""
     memory: MemorySettings = field(default_factory=MemorySettings)
     """Long-term memory: embeddings (EMBEDDINGS, ...), search mode, dedup threshold."""
+    keep_checkpoints: int | None = DEFAULT_KEEP_CHECKPOINTS
+    """MEMORY_AGENT_KEEP_CHECKPOINTS: newest checkpoints kept per thread (0: keep all)."""
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    """How the HTTP server runs and whom it trusts (only the server reads these)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -80,6 +114,8 @@ class Settings:
             auto_setup=_flag(env, "AUTO_SETUP"),
             home=home,
             memory=memory_settings_from_env(env),
+            serving=serving_settings_from_env(env),
+            keep_checkpoints=_keep_checkpoints(env),
         )
 
     @property
@@ -94,6 +130,17 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if value in FALSE_VALUES:
         return False
     raise SettingsError(f"{name}={env[name]!r} is not a yes/no value; use 1 or 0")
+
+
+def _keep_checkpoints(env: Mapping[str, str]) -> int | None:
+    raw = _value(env, "MEMORY_AGENT_KEEP_CHECKPOINTS")
+    if raw is None:
+        return DEFAULT_KEEP_CHECKPOINTS
+    if not raw.isdigit():
+        raise SettingsError(
+            f"MEMORY_AGENT_KEEP_CHECKPOINTS={raw!r} must be a whole number (0 keeps every checkpoint)"
+        )
+    return int(raw) or None
 
 
 def _value(env: Mapping[str, str], name: str) -> str | None:
@@ -198,3 +245,21 @@ def _positive_int(env: Mapping[str, str], name: str) -> int | None:
     if not text.isdigit() or int(text) < 1:
         raise SettingsError(f"{name}={text!r} must be a positive whole number")
     return int(text)
+
+
+def serving_settings_from_env(env: Mapping[str, str]) -> ServingSettings:
+    """The server's settings: Databricks Apps' own variables plus our trust switch."""
+    port_text = _value(env, "DATABRICKS_APP_PORT")
+    try:
+        port = int(port_text) if port_text else DEFAULT_PORT
+    except ValueError:
+        raise SettingsError(f"DATABRICKS_APP_PORT={port_text!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise SettingsError(f"DATABRICKS_APP_PORT={port} is not between 1 and 65535")
+    return ServingSettings(
+        app_name=_value(env, "DATABRICKS_APP_NAME"),
+        port=port,
+        trust_client_user_id=_flag(env, "MEMORY_AGENT_TRUST_CLIENT_USER_ID"),
+        mlflow_tracking_uri=_value(env, "MLFLOW_TRACKING_URI"),
+        mlflow_experiment_id=_value(env, "MLFLOW_EXPERIMENT_ID"),
+    )

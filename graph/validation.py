@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_core.messages import BaseMessage, HumanMessage, convert_to_messages
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    ToolMessage,
+    convert_to_messages,
+)
 from langgraph.types import Command
 
 from checkpointing.threads import InvalidThreadId, thread_id_from_config
@@ -30,14 +36,62 @@ def validate_run(input: Any, config: Mapping[str, Any] | None, *, needs_thread: 
         raise InvalidThreadId(
             'a thread_id is required: pass config={"configurable": {"thread_id": "..."}}'
         )
-    if input is None or isinstance(input, Command):
-        return  # resuming or continuing a thread: nothing new is written
+    if input is None:
+        return  # continuing a thread: nothing new is written
+    if isinstance(input, Command):
+        if input.resume is not None:
+            validate_resume(input.resume)
+        if input.update is not None:
+            validate_update(input.update)
+        return
     if not isinstance(input, Mapping):
         raise InvalidInput(
             f"input must be a mapping like {{'messages': [...]}}, got {type(input).__name__}"
         )
-    if "messages" in input:
-        validate_messages(input["messages"])
+    validate_update(input)
+
+
+# A run may only add messages: every other state field is the graph's own, and a
+# wrong value written there (say recalled_memories=5) breaks every later step.
+INPUT_FIELDS = frozenset({"messages"})
+
+
+def validate_update(update: Any) -> None:
+    """Check the fields a run's input (or ``Command(update=...)``) writes to the thread."""
+    pairs = isinstance(update, Sequence) and all(
+        isinstance(i, tuple) and len(i) == 2 for i in update
+    )
+    if isinstance(update, Mapping) or pairs:
+        fields = dict(update)
+    else:
+        raise InvalidInput(
+            f"an update must be a mapping like {{'messages': [...]}}, got {type(update).__name__}"
+        )
+    unknown = sorted(str(name) for name in fields if name not in INPUT_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"input field(s) {', '.join(unknown)} cannot be set by a caller; a run takes only 'messages'"
+        )
+    if "messages" in fields:
+        validate_messages(fields["messages"])
+
+
+def validate_resume(resume: Any) -> None:
+    """Check a resume value is an approval decision (or a mapping of interrupt id to one).
+
+    Checked before the run: LangGraph saves the resume value first, and a bad
+    one saved would be replayed into the paused node on every later attempt.
+    """
+    from nodes.review_tool_calls import InvalidDecision, parse_decision
+
+    decisions = resume
+    if isinstance(resume, Mapping) and resume and "action" not in resume:
+        decisions = list(resume.values())  # {interrupt_id: decision, ...}
+    try:
+        for decision in decisions if isinstance(decisions, list) else [decisions]:
+            parse_decision(decision)
+    except InvalidDecision as exc:
+        raise InvalidInput(f"invalid resume value: {exc}") from None
 
 
 def validate_messages(messages: Any) -> list[BaseMessage]:
@@ -63,7 +117,34 @@ def validate_messages(messages: Any) -> list[BaseMessage]:
     for position, message in enumerate(converted, start=1):
         if isinstance(message, HumanMessage) and not _has_text(message.content):
             raise InvalidInput(f"message {position} is empty; send some text")
+    _check_tool_pairs(converted)
     return converted
+
+
+def _check_tool_pairs(messages: Sequence[BaseMessage]) -> None:
+    """Tool calls and tool results in an input must answer each other.
+
+    Model endpoints reject a conversation with a tool call left unanswered or a
+    tool result that answers nothing, so such an input would break every later
+    turn of the thread.
+    """
+    open_calls: dict[str, int] = {}
+    for position, message in enumerate(messages, start=1):
+        if isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                open_calls[str(call.get("id"))] = position
+        elif (
+            isinstance(message, ToolMessage) and open_calls.pop(message.tool_call_id, None) is None
+        ):
+            raise InvalidInput(
+                f"message {position} is a tool result for {message.tool_call_id!r}, "
+                "which no earlier message in the input calls"
+            )
+    if open_calls:
+        call_id, position = next(iter(open_calls.items()))
+        raise InvalidInput(
+            f"message {position} calls tool {call_id!r} but the input has no result for it"
+        )
 
 
 def _raw_content(message: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from nodes.call_model import call_model, call_model_sync
 from nodes.recall_memories import recall_memories, recall_memories_sync
+from nodes.review_tool_calls import review_tool_calls, review_tool_calls_sync
 from nodes.route_model_output import route_model_output
 from nodes.run_tools import run_tools
 
@@ -10,6 +11,8 @@ __all__ = [
     "call_model_sync",
     "recall_memories",
     "recall_memories_sync",
+    "review_tool_calls",
+    "review_tool_calls_sync",
     "route_model_output",
     "run_tools",
 ]

@@ -1,4 +1,4 @@
-"""Router: after the model speaks, run its tool calls or finish."""
+"""Router: after the model speaks, review its tool calls or finish."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from langchain_core.messages import AIMessage
 from graph.state import State
 
 
-def route_model_output(state: State) -> Literal["run_tools", "__end__"]:
-    """Go to ``run_tools`` if the last message calls tools, else end the run."""
+def route_model_output(state: State) -> Literal["review_tool_calls", "__end__"]:
+    """Go to ``review_tool_calls`` if the last message calls tools, else end the run."""
     last = state.messages[-1] if state.messages else None
     if not isinstance(last, AIMessage):
         raise ValueError(f"expected the model's message last, got {type(last).__name__}")
-    return "run_tools" if last.tool_calls else "__end__"
+    return "review_tool_calls" if last.tool_calls else "__end__"

@@ -94,6 +94,51 @@ class EmbeddingDimensionMismatch(RuntimeError):
     """The configured embeddings do not fit the vectors already stored."""
 
 
+EMBEDDING_TYPE_SQL = """
+    SELECT format_type(a.atttypid, a.atttypmod) AS type
+    FROM pg_attribute a
+    WHERE a.attrelid = to_regclass('store_vectors') AND a.attname = 'embedding'
+      AND NOT a.attisdropped
+"""
+"""The stored vectors' type, e.g. ``vector(384)``; no row before the tables exist."""
+
+
+def check_dimensions(embedding_type: str | None, dims: int | None) -> None:
+    """Raise ``EmbeddingDimensionMismatch`` when ``embedding_type`` is not ``dims`` wide."""
+    if embedding_type is None or dims is None:
+        return
+    match = re.search(r"\((\d+)\)", embedding_type)
+    if match and int(match.group(1)) != dims:
+        raise EmbeddingDimensionMismatch(
+            f"the memory store holds {match.group(1)}-dimension vectors but the configured "
+            f"embeddings produce {dims}; use the embeddings the store was created with, "
+            "or a new database/schema for the new model (nothing was written)"
+        )
+
+
+def additions_ddl(dims: int | None, embedding_type: str | None) -> list[str]:
+    """Our idempotent additions to the library's tables (see the module docstring)."""
+    statements = [
+        f"""ALTER TABLE store ADD COLUMN IF NOT EXISTS search_text tsvector
+            GENERATED ALWAYS AS (jsonb_to_tsvector('{TEXT_SEARCH_CONFIG}', value, '["string"]'))
+            STORED""",
+    ]
+    if embedding_type and dims and dims <= MAX_COVERING_DIMS:
+        if embedding_type.startswith("halfvec"):
+            half_column = "embedding"
+        else:
+            half_column = "embedding_half"
+            statements.append(
+                f"""ALTER TABLE store_vectors ADD COLUMN IF NOT EXISTS embedding_half
+                    halfvec({dims}) GENERATED ALWAYS AS (embedding::halfvec({dims})) STORED"""
+            )
+        statements.append(
+            f"""CREATE INDEX IF NOT EXISTS store_vectors_prefix_covering_idx
+                ON store_vectors (prefix text_pattern_ops) INCLUDE (key, {half_column})"""
+        )
+    return statements
+
+
 @dataclass(frozen=True)
 class _Hit:
     prefix: str
@@ -150,35 +195,11 @@ class _MemorySearch:
     # -- setup ---------------------------------------------------------------
 
     def _additions_ddl(self, embedding_type: str | None) -> list[str]:
-        statements = [
-            f"""ALTER TABLE store ADD COLUMN IF NOT EXISTS search_text tsvector
-                GENERATED ALWAYS AS (jsonb_to_tsvector('{TEXT_SEARCH_CONFIG}', value, '["string"]'))
-                STORED""",
-        ]
-        dims = self.dims
-        if embedding_type and dims and dims <= MAX_COVERING_DIMS:
-            if embedding_type.startswith("halfvec"):
-                half_column = "embedding"
-            else:
-                half_column = "embedding_half"
-                statements.append(
-                    f"""ALTER TABLE store_vectors ADD COLUMN IF NOT EXISTS embedding_half
-                        halfvec({dims}) GENERATED ALWAYS AS (embedding::halfvec({dims})) STORED"""
-                )
-            statements.append(
-                f"""CREATE INDEX IF NOT EXISTS store_vectors_prefix_covering_idx
-                    ON store_vectors (prefix text_pattern_ops) INCLUDE (key, {half_column})"""
-            )
-        return statements
+        return additions_ddl(self.dims, embedding_type)
 
     @staticmethod
     def _embedding_type_sql() -> str:
-        return """
-            SELECT format_type(a.atttypid, a.atttypmod) AS type
-            FROM pg_attribute a
-            WHERE a.attrelid = to_regclass('store_vectors') AND a.attname = 'embedding'
-              AND NOT a.attisdropped
-        """
+        return EMBEDDING_TYPE_SQL
 
     @staticmethod
     def _covering_column_sql() -> str:
@@ -192,15 +213,7 @@ class _MemorySearch:
         """
 
     def _check_dims(self, embedding_type: str | None) -> None:
-        if embedding_type is None or self.dims is None:
-            return
-        match = re.search(r"\((\d+)\)", embedding_type)
-        if match and int(match.group(1)) != self.dims:
-            raise EmbeddingDimensionMismatch(
-                f"the memory store holds {match.group(1)}-dimension vectors but the configured "
-                f"embeddings produce {self.dims}; use the embeddings the store was created with, "
-                "or a new database/schema for the new model (nothing was written)"
-            )
+        check_dimensions(embedding_type, self.dims)
 
     # -- op rewriting: reads never write -------------------------------------
 
@@ -481,7 +494,9 @@ class MemoryStore(_MemorySearch, PostgresStore):
         candidates: int = 50,
     ) -> None:
         super().__init__(
-            conn, index=_index_config(embeddings, dims, fields, distance_type, ann_index), ttl=ttl
+            conn,
+            index=memory_index_config(embeddings, dims, fields, distance_type, ann_index),
+            ttl=ttl,
         )
         self._init_memory(search_mode, fusion or default_fusion(embeddings), candidates)
 
@@ -623,7 +638,9 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
         candidates: int = 50,
     ) -> None:
         super().__init__(
-            conn, index=_index_config(embeddings, dims, fields, distance_type, ann_index), ttl=ttl
+            conn,
+            index=memory_index_config(embeddings, dims, fields, distance_type, ann_index),
+            ttl=ttl,
         )
         self._init_memory(search_mode, fusion or default_fusion(embeddings), candidates)
 
@@ -741,13 +758,14 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
             return int(cast(dict[str, Any], await cur.fetchone())["n"])
 
 
-def _index_config(
+def memory_index_config(
     embeddings: Embeddings | None,
     dims: int | None,
     fields: Sequence[str],
     distance_type: str,
     ann_index: bool,
 ) -> PostgresIndexConfig | None:
+    """The library index config our store runs its migrations and writes with."""
     if embeddings is None:
         return None
     if dims is None:

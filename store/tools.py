@@ -196,7 +196,13 @@ def make_memory_tools(
     return [
         StructuredTool.from_function(func=search_memories, coroutine=asearch_memories),
         StructuredTool.from_function(func=save_memory, coroutine=asave_memory),
-        StructuredTool.from_function(func=delete_memory, coroutine=adelete_memory),
+        # Deleting is destructive: the graph's approval gate pauses for a human
+        # (graph.tool_markers also knows the name, so approval fails closed).
+        StructuredTool.from_function(
+            func=delete_memory,
+            coroutine=adelete_memory,
+            metadata={"requires_approval": True},
+        ),
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -48,7 +49,7 @@ def test_setup_then_check_reports_all_good(subprocess_env: dict[str, str]) -> No
     empty = setup_script(["--check"], subprocess_env)
     assert empty.returncode == 1
     assert "[FAIL] table checkpoints is missing" in empty.stdout
-    assert "fix: 8 table(s) missing: run `python setup_lakebase.py`" in empty.stdout
+    assert "table(s) missing: run `python setup_lakebase.py`" in empty.stdout
 
     first = setup_script([], subprocess_env)
     assert first.returncode == 0, first.stderr
@@ -75,9 +76,14 @@ def test_check_on_unreachable_database_exits_non_zero(
 def test_setup_from_three_processes_at_once(
     subprocess_env: dict[str, str], database_url: str
 ) -> None:
+    start_at = time.time() + 4  # all three begin setup at the same moment, after their imports
+    script = (
+        "import sys, time; import setup_lakebase; "
+        "time.sleep(max(0, float(sys.argv[1]) - time.time())); sys.exit(setup_lakebase.main([]))"
+    )
     processes = [
         subprocess.Popen(
-            [sys.executable, "setup_lakebase.py"],
+            [sys.executable, "-c", script, str(start_at)],
             env=subprocess_env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -86,13 +92,15 @@ def test_setup_from_three_processes_at_once(
         )
         for _ in range(3)
     ]
-    outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in processes]
-    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    outcomes = [(p.wait(timeout=120), *p.communicate()) for p in processes]
+    assert [code for code, _, _ in outcomes] == [0, 0, 0], outcomes
+    created = [out for _, out, _ in outcomes if "table checkpoints" in out]
+    assert len(created) == 1, outcomes  # exactly one of them did the work
+    from langgraph.checkpoint.postgres.base import MIGRATIONS
+
     with psycopg.connect(database_url) as conn:
-        versions = [
-            row[0] for row in conn.execute("SELECT v FROM checkpoint_migrations ORDER BY v")
-        ]
-    assert versions == list(range(len(versions))) and len(versions) >= 10  # each migration once
+        applied = conn.execute("SELECT count(*) FROM checkpoint_migrations").fetchone()
+    assert applied == (len(MIGRATIONS),)
 
 
 def test_thread_continues_across_processes_and_threads_stay_apart(
@@ -128,18 +136,18 @@ def test_threads_and_history(ready_env: dict[str, str]) -> None:
     listing = cli(["threads", "--json"], ready_env)
     threads = json.loads(listing.stdout)
     assert [t["thread_id"] for t in threads] == ["newer", "older"]
-    # the empty start, input, recall, model, tools, model
-    assert threads[0]["checkpoints"] == 6
+    # the empty start, input, recall, model, review (approval gate), tools, model
+    assert threads[0]["checkpoints"] == 7
 
     history = cli(["history", "newer", "--json"], ready_env)
     rows = json.loads(history.stdout)
-    assert [row["step"] for row in rows] == [4, 3, 2, 1, 0, -1]  # newest first
+    assert [row["step"] for row in rows] == [5, 4, 3, 2, 1, 0, -1]  # newest first
     assert rows[0]["last"].startswith("AIMessage: It is ")
     assert rows[1]["last"].startswith("ToolMessage: ")
     assert rows[2]["last"].startswith("AIMessage: ")  # the tool call itself
 
     text = cli(["history", "newer"], ready_env)
-    assert text.returncode == 0 and "step   4" in text.stdout
+    assert text.returncode == 0 and "step   5" in text.stdout
     missing = cli(["history", "no-such-thread"], ready_env)
     assert missing.returncode == 1
     assert (
@@ -173,6 +181,7 @@ def test_chat_reads_lines_until_eof_and_prints_how_to_continue(ready_env: dict[s
         ),
         (["history", "\x7f"], "thread_id contains a control character (U+007F) at position 0"),
         (["threads", "--limit", "0"], "--limit must be at least 1"),
+        (["ask", "hi", "--thread", ""], "thread_id must not be empty"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -205,3 +214,34 @@ def test_missing_tables_still_answers_with_a_warning(subprocess_env: dict[str, s
     assert "memory unavailable" in result.stderr and "Traceback" not in result.stderr
     threads = cli(["threads"], subprocess_env)
     assert threads.returncode == 1 and "memory unavailable" in threads.stderr
+
+
+def test_ask_never_imports_databricks_or_mlflow_on_the_default_path(
+    ready_env: dict[str, str],
+) -> None:
+    # These imports cost seconds each; the offline/embedded path must not pay for them.
+    probe = (
+        "import sys; from graph.cli import main; code = main(['ask', 'hello', '--thread', 'imports']); "
+        "heavy = sorted(m for m in ('mlflow', 'databricks_langchain', 'databricks.sdk', 'langchain_openai', 'openai') "
+        "if m in sys.modules); print(code, heavy)"
+    )
+    result = run(["-c", probe], ready_env)
+    assert result.stdout.strip().splitlines()[-1] == "0 []", result.stdout + result.stderr
+
+
+def test_browsing_threads_needs_no_working_model(ready_env: dict[str, str]) -> None:
+    cli(["ask", "My name is Ada.", "--thread", "kept"], ready_env)
+    broken_model = {**ready_env, "AGENT_MODEL": "openai:gpt-4o-mini", "OPENAI_API_KEY": ""}
+    assert cli(["ask", "hi"], broken_model).returncode == 1  # a run does need the model
+    listing = cli(["threads", "--json"], broken_model)
+    assert listing.returncode == 0, listing.stderr
+    assert [t["thread_id"] for t in json.loads(listing.stdout)] == ["kept"]
+    assert cli(["history", "kept"], broken_model).returncode == 0
+
+
+def test_no_continue_hint_when_nothing_is_saved(subprocess_env: dict[str, str]) -> None:
+    result = cli(["ask", "hello"], subprocess_env)  # no tables: stateless
+    assert result.returncode == 0
+    assert "continue with" not in result.stderr
+    chat = cli(["chat"], subprocess_env, stdin="hello\n")
+    assert "was not saved" in chat.stdout and "continue" not in chat.stdout

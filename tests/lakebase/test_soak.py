@@ -1,0 +1,207 @@
+"""Soak under faults: steady requests while the token rotates many times and Postgres restarts twice.
+
+Each request is what one agent turn does to memory: write a checkpoint (with
+its channel blob and a pending write) for a thread, save a long-term memory in
+the user's store namespace, and read the checkpoint back. Ids are fixed before
+the first attempt, so a retried request writes the same rows (LangGraph's
+checkpoint and store writes are upserts). A request is acknowledged when it
+returns; at the end every acknowledged write is read back.
+
+The duration is ``LAKEBASE_SOAK_SECONDS`` (default 180). Whatever the
+duration, the token rotates ``ROTATIONS`` times (the previous token refused
+each time) and Postgres is restarted twice, at one and two thirds.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.store.postgres import PostgresStore
+
+from checkpointing import MemoryAgentSaver, setup_checkpoint_tables
+from database import LakebaseTarget
+from database.lakebase import open_lakebase_pool
+from database.retry import RetryStats, run_with_retry
+from tests.lakebase_harness import FakeLakebase
+
+SOAK_SECONDS = float(os.environ.get("LAKEBASE_SOAK_SECONDS", "180"))
+ROTATIONS = 24
+WORKERS = 4
+THREADS_PER_WORKER = 5
+PAUSE_BETWEEN_REQUESTS = 0.02
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    """One request whose writes the agent was told succeeded."""
+
+    thread_id: str
+    checkpoint_id: str
+    namespace: tuple[str, ...]
+    key: str
+    value: dict[str, Any]
+
+
+@dataclass
+class Figures:
+    requests: int = 0
+    failures: int = 0
+    retries: int = 0
+    longest_stall: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _request(
+    saver: MemoryAgentSaver, store: PostgresStore, worker: int, number: int
+) -> tuple[Any, Acknowledged]:
+    thread_id = f"soak-{worker}-{number % THREADS_PER_WORKER}"
+    checkpoint = empty_checkpoint()
+    checkpoint["id"] = str(uuid6())
+    checkpoint["channel_values"] = {"messages": [f"request {worker}/{number}"]}
+    checkpoint["channel_versions"] = {"messages": f"{number:08d}"}
+    ack = Acknowledged(
+        thread_id=thread_id,
+        checkpoint_id=checkpoint["id"],
+        namespace=("user_memories", f"user-{worker}"),
+        key=f"memory-{number}",
+        value={"text": f"fact {number} from worker {worker}", "thread": thread_id},
+    )
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    metadata = {"source": "loop", "step": number}
+
+    def work() -> Any:
+        saved = saver.put(config, checkpoint, metadata, {"messages": f"{number:08d}"})
+        saver.put_writes(saved, [("messages", f"pending {number}")], task_id=f"task-{number}")
+        store.put(ack.namespace, ack.key, ack.value)
+        return saver.get_tuple(saved)
+
+    return work, ack
+
+
+def _serve(
+    saver: MemoryAgentSaver,
+    store: PostgresStore,
+    pool: Any,
+    worker: int,
+    stop: threading.Event,
+    figures: Figures,
+    acknowledged: list[Acknowledged],
+) -> None:
+    stats = RetryStats()
+    number = 0
+    while not stop.is_set():
+        work, ack = _request(saver, store, worker, number)
+        started = time.monotonic()
+        try:
+            read_back = run_with_retry(work, pool=pool, stats=stats)
+        except Exception as exc:
+            with figures.lock:
+                figures.errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        else:
+            assert read_back is not None and read_back.checkpoint["id"] == ack.checkpoint_id
+            with figures.lock:
+                acknowledged.append(ack)
+        stall = time.monotonic() - started
+        with figures.lock:
+            figures.longest_stall = max(figures.longest_stall, stall)
+        number += 1
+        time.sleep(PAUSE_BETWEEN_REQUESTS)
+    with figures.lock:
+        figures.requests += stats.calls
+        figures.retries += stats.retries
+        figures.failures += stats.failures
+
+
+def _faults(fake: FakeLakebase, stop: threading.Event) -> None:
+    """Rotate the token ROTATIONS times, spread evenly; restart Postgres at 1/3 and 2/3."""
+    start = time.monotonic()
+    events = [(SOAK_SECONDS * (i + 0.5) / ROTATIONS, "rotate") for i in range(ROTATIONS)]
+    events += [(SOAK_SECONDS / 3, "restart"), (2 * SOAK_SECONDS / 3, "restart")]
+    for at, what in sorted(events):
+        if stop.wait(max(0.0, start + at - time.monotonic())):
+            return
+        if what == "rotate":
+            fake.rotate_token()
+        else:
+            fake.restart_postgres(down_seconds=1.0)
+
+
+@pytest.mark.slow
+def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
+    fake_lakebase: FakeLakebase, workspace_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Connections live a twelfth of the run, so they are recycled many times and
+    # must log in again with whatever token is current (as with 45 min vs 1 h).
+    pool = open_lakebase_pool(
+        LakebaseTarget(instance_name="agent-memory"),
+        workspace_client=workspace_client,
+        min_size=2,
+        max_size=WORKERS + 2,
+        max_lifetime=max(5.0, SOAK_SECONDS / 12),
+    )
+    try:
+        setup_checkpoint_tables(pool)
+        store = PostgresStore(pool)
+        store.setup()
+        saver = MemoryAgentSaver(pool)
+
+        stop = threading.Event()
+        figures = Figures()
+        acknowledged: list[Acknowledged] = []
+        workers = [
+            threading.Thread(
+                target=_serve, args=(saver, store, pool, n, stop, figures, acknowledged)
+            )
+            for n in range(WORKERS)
+        ]
+        faults = threading.Thread(target=_faults, args=(fake_lakebase, stop))
+        for thread in [*workers, faults]:
+            thread.start()
+        try:
+            faults.join(timeout=SOAK_SECONDS + 60)
+            time.sleep(max(0.0, SOAK_SECONDS / ROTATIONS / 2))  # serve after the last fault
+        finally:
+            stop.set()
+            for thread in [*workers, faults]:
+                thread.join(timeout=120)
+
+        lost = []
+        for ack in acknowledged:
+            config = {
+                "configurable": {
+                    "thread_id": ack.thread_id,
+                    "checkpoint_ns": "",
+                    "checkpoint_id": ack.checkpoint_id,
+                }
+            }
+            saved = saver.get_tuple(config)
+            item = store.get(ack.namespace, ack.key)
+            if saved is None or item is None or item.value != ack.value:
+                lost.append(ack)
+        credentials = pool.lakebase.credential_stats
+    finally:
+        pool.close()
+
+    with capsys.disabled():
+        print(
+            f"\nlakebase soak: {SOAK_SECONDS:.0f}s, {WORKERS} workers, "
+            f"requests={figures.requests} acknowledged={len(acknowledged)} "
+            f"failures={figures.failures} retries={figures.retries} "
+            f"longest_stall={figures.longest_stall:.2f}s lost={len(lost)} "
+            f"token_rotations={fake_lakebase.rotations} postgres_restarts={fake_lakebase.restarts} "
+            f"tokens_minted={credentials.minted} tokens_refused={credentials.refused}"
+        )
+    assert fake_lakebase.rotations >= ROTATIONS and fake_lakebase.restarts >= 2
+    assert figures.errors == [] and figures.failures == 0
+    assert lost == []
+    assert len(acknowledged) == figures.requests > 0
+    # The faults really reached the pool: refused tokens were replaced by new ones.
+    assert credentials.refused >= 1 and credentials.minted >= 2
