@@ -222,24 +222,20 @@ def build_graph(
     *,
     model: BaseChatModel | None = None,
     tools: Sequence[BaseTool] = tuple(BASE_TOOLS),
-    user_tools: Sequence[BaseTool] | None = None,
+    user_tools: Sequence[BaseTool] = (),
     ledger: ToolCallLedger | None = None,
     thread_lock: ThreadLock | None = None,
     recall_limit: int = DEFAULT_RECALL_LIMIT,
 ) -> MemoryAgentGraph:
     """Compile the agent graph with any checkpointer and store (None: stateless).
 
-    ``tools`` are bound on every run; ``user_tools`` (default: the memory tools)
-    only on runs that have a user id and a store. ``model`` defaults to the
+    ``tools`` are bound on every run; ``user_tools`` (the memory tools,
+    ``store.tools.make_memory_tools()``) only on runs that have a user id and a store. ``model`` defaults to the
     offline model. Each turn starts by recalling up to ``recall_limit`` of the
     user's memories relevant to the latest message.
     ``ledger`` runs side-effecting tool calls at most once per call id;
     ``thread_lock`` allows one run at a time per thread (both on the shared pool).
     """
-    if user_tools is None:
-        from store.tools import make_memory_tools
-
-        user_tools = make_memory_tools()
     if model is None:
         from graph.offline_model import OfflineChatModel
 
