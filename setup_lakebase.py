@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STORE_TABLES = ("store_migrations", "store", "vector_migrations", "store_vectors")
-DEFAULT_EMBEDDING_DIMS = 384  # the offline hash embedder, the default when nothing is configured
 IDENTITY_TYPES = ("SERVICE_PRINCIPAL", "USER", "GROUP")
 
 
@@ -92,28 +91,19 @@ def required_tables() -> list[str]:
 
 
 def _store_for_setup(conn: Any, dims: int) -> Any:
-    """LangGraph's PostgresStore configured only to create its tables (never to embed).
+    """The agent's MemoryStore, configured only to create its tables (it never embeds here)."""
+    from langchain_core.embeddings import Embeddings
 
-    It carries the memory store's index config (``store.postgres``): no HNSW
-    index, because the memory store's exact per-user search never uses one.
-    """
-    from langgraph.store.postgres import PostgresStore
+    from store.postgres import MemoryStore
 
-    from store.postgres import memory_index_config
+    class SetupOnly(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            raise RuntimeError("setup does not embed")
 
-    def no_embeddings(texts: Sequence[str]) -> list[list[float]]:
-        raise RuntimeError("setup does not embed")
+        def embed_query(self, text: str) -> list[float]:
+            raise RuntimeError("setup does not embed")
 
-    return PostgresStore(
-        conn, index=memory_index_config(no_embeddings, dims, ("content",), "cosine", False)
-    )
-
-
-def _stored_vector_type(conn: Any) -> str | None:
-    from store.postgres import EMBEDDING_TYPE_SQL
-
-    row = conn.execute(EMBEDDING_TYPE_SQL).fetchone()
-    return None if row is None else str(row["type"])
+    return MemoryStore(conn, embeddings=SetupOnly(), dims=dims)
 
 
 def _current_schema(conn: Any, schema: str | None) -> str:
@@ -148,7 +138,6 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
 
     from checkpointing import missing_tables
     from checkpointing.tool_ledger import CREATE_LEDGER_SQL
-    from store.postgres import additions_ddl, check_dimensions
 
     done: list[str] = []
     if (
@@ -164,11 +153,9 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     versions_before = _migration_versions(conn)
     PostgresSaver(conn).setup()
     conn.execute(CREATE_LEDGER_SQL)
-    # A table made for another embedding model is an error before anything changes.
-    check_dimensions(_stored_vector_type(conn), dims)
+    # The memory store's setup: a table made for another embedding dimension is an
+    # error before anything changes; then LangGraph's migrations and our additions.
     _store_for_setup(conn, dims).setup()
-    for statement in additions_ddl(dims, _stored_vector_type(conn)):
-        conn.execute(statement)  # the memory store's columns and covering index (idempotent)
     versions_after = _migration_versions(conn)
     tables_after = set(missing_tables(_SingleConnection(conn), required_tables()))
     done.extend(
@@ -191,12 +178,10 @@ class _SingleConnection:
         yield self._conn
 
 
-def setup_all(
-    pool: Any, *, schema: str | None = None, dims: int = DEFAULT_EMBEDDING_DIMS
-) -> list[str]:
+def setup_all(pool: Any, *, schema: str | None = None, dims: int | None = None) -> list[str]:
     """Create schema, extension and all tables on ``pool``; returns what was created."""
     with _locked(pool) as conn:
-        return _create_tables(conn, schema, dims)
+        return _create_tables(conn, schema, dims or _dims(None, None))
 
 
 def grant(
@@ -315,7 +300,7 @@ class _Recorder:
                 return self
         if params is not None:
             text = psycopg.ClientCursor(self.conn).mogrify(text, params)
-        self.statements.append(text.strip())
+        self.statements.append(text.strip().rstrip(";"))
         return self
 
     def fetchone(self) -> Any:
@@ -326,7 +311,7 @@ def plan_sql(
     pool: Any,
     *,
     schema: str | None = None,
-    dims: int = DEFAULT_EMBEDDING_DIMS,
+    dims: int | None = None,
     role: str | None = None,
     identity_type: str = "SERVICE_PRINCIPAL",
 ) -> list[str]:
@@ -358,19 +343,25 @@ def plan_sql(
             yield recorder
 
         saver = PostgresSaver(conn)
-        saver._cursor = recording_cursor  # type: ignore[method-assign]
+        saver._cursor = recording_cursor  # type: ignore[method-assign, assignment]
         saver.setup()
-        from store.postgres import additions_ddl
-
-        stored_type = _stored_vector_type(conn)
-        store = _store_for_setup(conn, dims)
-        store._cursor = recording_cursor  # type: ignore[method-assign]
-        store.setup()
         out.extend(recorder.statements)
-        out.extend(
-            " ".join(statement.split())
-            for statement in additions_ddl(dims, stored_type or f"vector({dims})")
-        )
+        recorder.statements.clear()
+        from checkpointing.tool_ledger import CREATE_LEDGER_SQL, LEDGER_TABLE
+
+        if not conn.execute("SELECT to_regclass(%s) AS t", (LEDGER_TABLE,)).fetchone()["t"]:
+            out.append(CREATE_LEDGER_SQL.strip().rstrip(";"))
+        # The store's setup is LangGraph's migrations (recorded, with the store's own
+        # index configuration) followed by the store's additions, of which we print
+        # the ones whose objects do not exist yet.
+        from langgraph.store.postgres import PostgresStore
+
+        store = _store_for_setup(conn, dims or _dims(None, None))
+        stock = PostgresStore(conn, index=store.index_config)
+        stock._cursor = recording_cursor  # type: ignore[method-assign, assignment]
+        stock.setup()
+        out.extend(recorder.statements)
+        out.extend(_pending_store_additions(conn, store))
         if role:
             if is_lakebase(conn):
                 out.extend(
@@ -387,14 +378,41 @@ def plan_sql(
     return out
 
 
+def _pending_store_additions(conn: Any, store: Any) -> list[str]:
+    type_row = conn.execute(store._embedding_type_sql()).fetchone()
+    embedding_type = type_row["type"] if type_row else f"vector({store.dims})"
+    pending = []
+    for statement in store._additions_ddl(embedding_type):
+        words = statement.split()
+        if words[:2] == ["ALTER", "TABLE"]:  # ALTER TABLE t ADD COLUMN IF NOT EXISTS c ...
+            table, column = words[2], words[8]
+            exists = conn.execute(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
+                "AND NOT attisdropped",
+                (table, column),
+            ).fetchone()
+        else:  # CREATE INDEX IF NOT EXISTS name ...
+            exists = conn.execute(
+                "SELECT 1 WHERE to_regclass(%s) IS NOT NULL", (words[5],)
+            ).fetchone()
+        if not exists:
+            pending.append(" ".join(words))
+    return pending
+
+
 def _schema_of(target: Any) -> str | None:
     return getattr(target, "schema", None)
 
 
 def _dims(settings: Any, requested: int | None) -> int:
+    """Vector size for store_vectors: asked for, else the configured embeddings', else the
+    store's default embeddings'."""
     if requested:
         return requested
-    return int(settings.memory.embeddings.resolved_dims)
+    from store.config import MemorySettings
+
+    memory = getattr(settings, "memory", None) or MemorySettings()
+    return int(memory.embeddings.resolved_dims)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -427,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--embedding-dims",
         type=int,
         metavar="N",
-        help=f"vector size of store_vectors (default: the configured embeddings, else {DEFAULT_EMBEDDING_DIMS})",
+        help="vector size of store_vectors (default: the configured embeddings')",
     )
     args = parser.parse_args(argv)
     if args.as_role and not args.check:

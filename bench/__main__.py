@@ -10,13 +10,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
-        "--only", choices=["store", "locomo"], action="append", help="run only these benchmarks"
+        "--only",
+        choices=["startup", "store", "locomo", "guards", "lakebase"],
+        action="append",
+        help="run only these benchmarks",
     )
     parser.add_argument(
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["locomo", "store"]
+    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase"]
+    if "startup" in selected:
+        from bench import startup
+
+        print(startup.render(startup.run()))
     if "locomo" in selected:
         from bench import locomo
 
@@ -24,11 +31,20 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             report = locomo.run(url=args.url, embedder_kind=kind)
             print(locomo.render(report))
+    if "guards" in selected:
+        from bench import run_guards
+
+        report = run_guards.run(url=args.url)
+        print(run_guards.render(report))
     if "store" in selected:
         from bench import store_scale
 
         report = store_scale.run(large=args.large, url=args.url)
         print(store_scale.render(report))
+    if "lakebase" in selected:
+        from bench import lakebase_rotation
+
+        print(lakebase_rotation.render(lakebase_rotation.run()))
     return 0
 
 

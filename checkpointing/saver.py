@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
@@ -27,6 +27,9 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from checkpointing.retention import aprune_thread, prune_thread
 from checkpointing.threads import thread_id_from_config
+from database.retry import RetryStats, arun_with_retry, run_with_retry
+
+T = TypeVar("T")
 
 CHECKPOINT_TABLES = (
     "checkpoint_migrations",
@@ -51,13 +54,24 @@ def _prune_due(keep: int | None, config: RunnableConfig, metadata: CheckpointMet
 
 
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
+# The tool-call ledger (checkpointing/tool_ledger.py) belongs to the thread, so it goes with it.
+DELETE_LEDGER_ROWS_SQL = "DELETE FROM tool_call_ledger WHERE thread_id = %s"
+
 MISSING_TABLES_SQL = """
 SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
 """
 
 
+def _pool_of(conn: Any) -> Any:
+    # Replaying work needs a fresh connection, which only a pool can hand out.
+    return conn if hasattr(conn, "getconn") else None
+
+
 class MemoryAgentSaver(PostgresSaver):
-    """``PostgresSaver`` that rejects invalid thread ids and keeps history bounded.
+    """``PostgresSaver`` that rejects invalid thread ids, keeps history bounded, and on a
+    pool runs each read and write once more when the connection drops under it
+    (every write is an upsert keyed by ids fixed before the first attempt, so a
+    replay writes the same rows; see ``database.retry``).
 
     ``keep_checkpoints``: every ``PRUNE_EVERY_STEPS`` steps a thread is pruned to
     its newest ``keep_checkpoints`` checkpoints (``None`` keeps everything).
@@ -66,10 +80,18 @@ class MemoryAgentSaver(PostgresSaver):
     def __init__(self, conn: Any, *, keep_checkpoints: int | None = None, **kwargs: Any) -> None:
         super().__init__(conn, **kwargs)
         self.keep_checkpoints = keep_checkpoints
+        self.retry_stats = RetryStats()
+
+    def _with_retry(self, work: Callable[[], T]) -> T:
+        pool = _pool_of(self.conn)
+        if pool is None:
+            return work()
+        return run_with_retry(work, pool=pool, stats=self.retry_stats)
 
     def get_tuple(self, config: RunnableConfig) -> Any:
         thread_id_from_config(config)
-        return super().get_tuple(config)
+        parent = super().get_tuple
+        return self._with_retry(lambda: parent(config))
 
     def list(self, config: RunnableConfig | None, **kwargs: Any) -> Iterator[Any]:
         thread_id_from_config(config)
@@ -83,9 +105,11 @@ class MemoryAgentSaver(PostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         thread_id = thread_id_from_config(config)
-        saved = super().put(config, checkpoint, metadata, new_versions)
+        parent = super().put
+        saved = self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
         if thread_id is not None and _prune_due(self.keep_checkpoints, config, metadata):
-            prune_thread(self.conn, thread_id, self.keep_checkpoints)  # type: ignore[arg-type]
+            keep = self.keep_checkpoints
+            self._with_retry(lambda: prune_thread(self.conn, thread_id, keep))  # type: ignore[arg-type]
         return saved
 
     def put_writes(
@@ -96,19 +120,34 @@ class MemoryAgentSaver(PostgresSaver):
         task_path: str = "",
     ) -> None:
         thread_id_from_config(config)
-        super().put_writes(config, writes, task_id, task_path)
+        parent = super().put_writes
+        self._with_retry(lambda: parent(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete the thread's checkpoints, writes and tool-call ledger rows."""
+        super().delete_thread(thread_id)
+        with self._cursor() as cur:
+            cur.execute(DELETE_LEDGER_ROWS_SQL, (str(thread_id),))
 
 
 class AsyncMemoryAgentSaver(AsyncPostgresSaver):
-    """``AsyncPostgresSaver`` that rejects invalid thread ids and keeps history bounded."""
+    """Async twin of ``MemoryAgentSaver``."""
 
     def __init__(self, conn: Any, *, keep_checkpoints: int | None = None, **kwargs: Any) -> None:
         super().__init__(conn, **kwargs)
         self.keep_checkpoints = keep_checkpoints
+        self.retry_stats = RetryStats()
+
+    async def _with_retry(self, work: Callable[[], Awaitable[T]]) -> T:
+        pool = _pool_of(self.conn)
+        if pool is None:
+            return await work()
+        return await arun_with_retry(work, pool=pool, stats=self.retry_stats)
 
     async def aget_tuple(self, config: RunnableConfig) -> Any:
         thread_id_from_config(config)
-        return await super().aget_tuple(config)
+        parent = super().aget_tuple
+        return await self._with_retry(lambda: parent(config))
 
     async def alist(self, config: RunnableConfig | None, **kwargs: Any) -> AsyncIterator[Any]:
         thread_id_from_config(config)
@@ -123,9 +162,13 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         thread_id = thread_id_from_config(config)
-        saved = await super().aput(config, checkpoint, metadata, new_versions)
+        parent = super().aput
+        saved = await self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
         if thread_id is not None and _prune_due(self.keep_checkpoints, config, metadata):
-            await aprune_thread(self.conn, thread_id, self.keep_checkpoints)  # type: ignore[arg-type]
+            keep = self.keep_checkpoints
+            await self._with_retry(
+                lambda: aprune_thread(self.conn, thread_id, keep)  # type: ignore[arg-type]
+            )
         return saved
 
     async def aput_writes(
@@ -136,7 +179,14 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         task_path: str = "",
     ) -> None:
         thread_id_from_config(config)
-        await super().aput_writes(config, writes, task_id, task_path)
+        parent = super().aput_writes
+        await self._with_retry(lambda: parent(config, writes, task_id, task_path))
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of ``MemoryAgentSaver.delete_thread``."""
+        await super().adelete_thread(thread_id)
+        async with self._cursor() as cur:
+            await cur.execute(DELETE_LEDGER_ROWS_SQL, (str(thread_id),))
 
 
 class SetupLockTimeout(RuntimeError):

@@ -22,7 +22,7 @@ embedded auto-setup). This module takes a pool and never reads the environment.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -90,7 +90,7 @@ def _failed(result: Any) -> bool:
     return isinstance(result, ToolMessage) and result.status == "error"
 
 
-def outcome_unknown_message(tool_call: dict[str, Any]) -> ToolMessage:
+def outcome_unknown_message(tool_call: Mapping[str, Any]) -> ToolMessage:
     """The answer for an external call that was started but never recorded as finished."""
     return ToolMessage(
         f"Outcome unknown: the process stopped while {tool_call['name']} was running, so it may "
@@ -102,7 +102,7 @@ def outcome_unknown_message(tool_call: dict[str, Any]) -> ToolMessage:
     )
 
 
-def _recorded(row: dict[str, Any], tool_call: dict[str, Any]) -> Any:
+def _recorded(row: dict[str, Any], tool_call: Mapping[str, Any]) -> Any:
     if row["state"] == "done":
         return _serde.loads_typed((row["result_type"], bytes(row["result"])))
     return outcome_unknown_message(tool_call)
@@ -117,7 +117,7 @@ class ToolCallLedger:
     def run_once(
         self,
         thread_id: str,
-        tool_call: dict[str, Any],
+        tool_call: Mapping[str, Any],
         kind: SideEffects,
         execute: Callable[[], Any],
     ) -> Any:
@@ -150,7 +150,7 @@ class ToolCallLedger:
     async def arun_once(
         self,
         thread_id: str,
-        tool_call: dict[str, Any],
+        tool_call: Mapping[str, Any],
         kind: SideEffects,
         execute: Callable[[], Awaitable[Any]],
     ) -> Any:

@@ -86,6 +86,11 @@ def plan_lakebase_role(conn: Any, role: str, identity_type: str) -> list[Step]:
     ]
 
 
+def _schema_exists(conn: Any, schema: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    return row is not None
+
+
 def _schema_of_vector(conn: Any) -> str | None:
     row = conn.execute(
         "SELECT n.nspname AS schema FROM pg_extension e "
@@ -157,12 +162,32 @@ def _table_owner(conn: Any, schema: str, tables: Sequence[str]) -> str:
     return str(conn.execute("SELECT current_user AS me").fetchone()["me"])
 
 
+def _grant_on(
+    kind: str, schema: str, name: str, privileges: Sequence[str], role: str, purpose: str
+) -> Step:
+    return Step(
+        purpose,
+        sql.SQL("GRANT {} ON {} {} TO {}").format(
+            sql.SQL(", ").join(sql.SQL(p) for p in privileges),
+            sql.SQL(kind),
+            sql.Identifier(schema, name),
+            sql.Identifier(role),
+        ),
+    )
+
+
 def _needs(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[tuple[str, Step]]:
-    """(problem, step) for every privilege the role is missing; checks a role that exists."""
+    """(problem, step) for every privilege ``role`` is missing.
+
+    A role that does not exist yet (a dry run before ``--grant`` creates it)
+    is judged as it will start: with only what PUBLIC has.
+    """
     role_id = sql.Identifier(role)
+    exists = role_exists(conn, role)
+    subject = role if exists else "public"
     needs: list[tuple[str, Step]] = []
     database = conn.execute("SELECT current_database() AS db").fetchone()["db"]
-    if not _has_database(conn, role, database):
+    if not _has(conn, "has_database_privilege", subject, database, "CONNECT"):
         needs.append(
             (
                 f"cannot CONNECT to database {database}",
@@ -179,7 +204,10 @@ def _needs(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[tup
     if vector_schema and vector_schema != schema:
         schemas.append(vector_schema)
     for name in schemas:
-        if not _has(conn, "has_schema_privilege", role, name, "USAGE"):
+        # A schema setup has yet to create (dry run) cannot be asked about; it will need it.
+        if not _schema_exists(conn, name) or not _has(
+            conn, "has_schema_privilege", subject, name, "USAGE"
+        ):
             needs.append(
                 (
                     f"no USAGE on schema {name}",
@@ -200,21 +228,14 @@ def _needs(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[tup
             else [
                 p
                 for p in TABLE_PRIVILEGES
-                if not _has(conn, "has_table_privilege", role, qualified, p)
+                if not _has(conn, "has_table_privilege", subject, qualified, p)
             ]
         )
         if missing:
             needs.append(
                 (
                     f"lacks {', '.join(missing)} on {qualified}",
-                    Step(
-                        f"read and write {table}",
-                        sql.SQL("GRANT {} ON TABLE {} TO {}").format(
-                            sql.SQL(", ").join(sql.SQL(p) for p in missing),
-                            sql.Identifier(schema, table),
-                            role_id,
-                        ),
-                    ),
+                    _grant_on("TABLE", schema, table, missing, role, f"read and write {table}"),
                 )
             )
     for sequence in _owned_sequences(conn, schema, present):
@@ -222,30 +243,24 @@ def _needs(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[tup
         missing = [
             p
             for p in SEQUENCE_PRIVILEGES
-            if not _has(conn, "has_sequence_privilege", role, qualified, p)
+            if not _has(conn, "has_sequence_privilege", subject, qualified, p)
         ]
         if missing:
             needs.append(
                 (
                     f"lacks {', '.join(missing)} on sequence {qualified}",
-                    Step(
-                        f"use sequence {sequence}",
-                        sql.SQL("GRANT {} ON SEQUENCE {} TO {}").format(
-                            sql.SQL(", ").join(sql.SQL(p) for p in missing),
-                            sql.Identifier(schema, sequence),
-                            role_id,
-                        ),
-                    ),
+                    _grant_on("SEQUENCE", schema, sequence, missing, role, f"use {sequence}"),
                 )
             )
     owner = _table_owner(conn, schema, tables)
+    if owner == role:
+        return needs  # an owner has every privilege on what it creates, now and later
     for kind, noun, wanted in (
         ("r", "TABLES", TABLE_PRIVILEGES),
         ("S", "SEQUENCES", SEQUENCE_PRIVILEGES),
     ):
-        missing = [
-            p for p in wanted if p not in _default_privileges(conn, owner, schema, role, kind)
-        ]
+        granted = _default_privileges(conn, owner, schema, role, kind) if exists else set()
+        missing = [p for p in wanted if p not in granted]
         if missing:
             needs.append(
                 (
@@ -268,63 +283,9 @@ def _needs(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[tup
     return needs
 
 
-def _has_database(conn: Any, role: str, database: str) -> bool:
-    return _has(conn, "has_database_privilege", role, database, "CONNECT")
-
-
 def plan_grants(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[Step]:
-    """The GRANTs still missing for ``role`` (all of them for a role not created yet)."""
-    if not role_exists(conn, role):
-        return _all_grants(conn, role, schema, tables)
+    """The GRANTs still missing for ``role`` (for a role not created yet: all it will need)."""
     return [step for _, step in _needs(conn, role, schema, tables)]
-
-
-def _all_grants(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[Step]:
-    # For a dry run before the role exists: what a fresh grant would run.
-    role_id = sql.Identifier(role)
-    steps = [
-        Step(
-            f"use schema {schema}",
-            sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), role_id),
-        )
-    ]
-    vector_schema = _schema_of_vector(conn)
-    if vector_schema and vector_schema != schema:
-        steps.append(
-            Step(
-                f"use schema {vector_schema}",
-                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(
-                    sql.Identifier(vector_schema), role_id
-                ),
-            )
-        )
-    privileges = sql.SQL(", ").join(sql.SQL(p) for p in TABLE_PRIVILEGES)
-    steps += [
-        Step(
-            f"read and write {table}",
-            sql.SQL("GRANT {} ON TABLE {} TO {}").format(
-                privileges, sql.Identifier(schema, table), role_id
-            ),
-        )
-        for table in tables
-    ]
-    owner = _table_owner(conn, schema, tables)
-    for noun, wanted in (("TABLES", TABLE_PRIVILEGES), ("SEQUENCES", SEQUENCE_PRIVILEGES)):
-        steps.append(
-            Step(
-                f"future {noun.lower()} in {schema}",
-                sql.SQL(
-                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON {} TO {}"
-                ).format(
-                    sql.Identifier(owner),
-                    sql.Identifier(schema),
-                    sql.SQL(", ").join(sql.SQL(p) for p in wanted),
-                    sql.SQL(noun),
-                    role_id,
-                ),
-            )
-        )
-    return steps
 
 
 def find_gaps(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[Gap]:
@@ -337,7 +298,17 @@ def find_gaps(conn: Any, role: str, schema: str, tables: Sequence[str]) -> list[
         for problem, step in _needs(conn, role, schema, tables)
     ]
     role_id = sql.Identifier(role)
-    if _has(conn, "has_schema_privilege", role, schema, "CREATE"):
+    if _table_owner(conn, schema, tables) == role:
+        gaps.append(
+            Gap(
+                f"role {role} owns the agent's tables, so it can also DROP and ALTER them",
+                "run the app as another identity, granted with "
+                "`python setup_lakebase.py --grant <its id>`",
+                blocking=False,
+            )
+        )
+        return gaps
+    if _schema_exists(conn, schema) and _has(conn, "has_schema_privilege", role, schema, "CREATE"):
         gaps.append(
             Gap(
                 f"role {role} can CREATE in schema {schema} (only needed with AUTO_SETUP=1)",

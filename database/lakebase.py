@@ -147,68 +147,59 @@ def _connect_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _sync_pool_class() -> type:
-    from databricks_ai_bridge.lakebase import LakebasePool
+def _refreshing_sync(base: type, lakebase: Any) -> type:
+    class RefreshingConnection(base):
+        @classmethod
+        def connect(cls, conninfo: str = "", **connect_kwargs: Any) -> Any:
+            connect_kwargs = _connect_kwargs(connect_kwargs)
+            started = time.time()
+            try:
+                return super().connect(conninfo, **connect_kwargs)
+            except Exception as exc:
+                if not is_credential_refused(exc):
+                    raise
+                lakebase._forget_refused_token(started)
+            return super().connect(conninfo, **connect_kwargs)
 
-    class AgentLakebasePool(_CredentialRefresh, LakebasePool):
-        """LakebasePool that replaces a refused token at once and honours the database name."""
+    return RefreshingConnection
+
+
+def _refreshing_async(base: type, lakebase: Any) -> type:
+    class RefreshingConnection(base):
+        @classmethod
+        async def connect(cls, conninfo: str = "", **connect_kwargs: Any) -> Any:
+            connect_kwargs = _connect_kwargs(connect_kwargs)
+            started = time.time()
+            try:
+                return await super().connect(conninfo, **connect_kwargs)
+            except Exception as exc:
+                if not is_credential_refused(exc):
+                    raise
+                lakebase._forget_refused_token(started)
+            return await super().connect(conninfo, **connect_kwargs)
+
+    return RefreshingConnection
+
+
+def _pool_class(asynchronous: bool) -> type:
+    from databricks_ai_bridge.lakebase import AsyncLakebasePool, LakebasePool
+
+    bridge = AsyncLakebasePool if asynchronous else LakebasePool
+    refreshing = _refreshing_async if asynchronous else _refreshing_sync
+
+    class AgentLakebasePool(_CredentialRefresh, bridge):  # type: ignore[valid-type, misc]
+        """The bridge's pool, replacing a refused token at once and honouring the database."""
 
         def __init__(self, *, database: str, **kwargs: Any) -> None:
             self._prepare(database)
             super().__init__(**kwargs)
-            # The bridge opens its pool inside __init__ with its own connection
-            # class; wrapping that class now affects every later connection. The
-            # first min_size connects may already be under way with a token
-            # minted a moment ago, which is valid.
-            lakebase = self
-            base = self._pool.connection_class
-
-            class RefreshingConnection(base):  # type: ignore[valid-type, misc]
-                @classmethod
-                def connect(cls, conninfo: str = "", **connect_kwargs: Any) -> Any:
-                    connect_kwargs = _connect_kwargs(connect_kwargs)
-                    started = time.time()
-                    try:
-                        return super().connect(conninfo, **connect_kwargs)
-                    except Exception as exc:
-                        if not is_credential_refused(exc):
-                            raise
-                        lakebase._forget_refused_token(started)
-                    return super().connect(conninfo, **connect_kwargs)
-
-            self._pool.connection_class = RefreshingConnection
+            # The bridge builds its psycopg pool inside __init__ with its own
+            # connection class; wrapping that class affects every later connection.
+            # (The sync pool is already open: its first min_size connects may be
+            # under way with a token minted a moment ago, which is valid.)
+            self._pool.connection_class = refreshing(self._pool.connection_class, self)
 
     return AgentLakebasePool
-
-
-def _async_pool_class() -> type:
-    from databricks_ai_bridge.lakebase import AsyncLakebasePool
-
-    class AgentAsyncLakebasePool(_CredentialRefresh, AsyncLakebasePool):
-        """AsyncLakebasePool twin of the sync pool above (its pool opens later, on ``open``)."""
-
-        def __init__(self, *, database: str, **kwargs: Any) -> None:
-            self._prepare(database)
-            super().__init__(**kwargs)
-            lakebase = self
-            base = self._pool.connection_class
-
-            class RefreshingConnection(base):  # type: ignore[valid-type, misc]
-                @classmethod
-                async def connect(cls, conninfo: str = "", **connect_kwargs: Any) -> Any:
-                    connect_kwargs = _connect_kwargs(connect_kwargs)
-                    started = time.time()
-                    try:
-                        return await super().connect(conninfo, **connect_kwargs)
-                    except Exception as exc:
-                        if not is_credential_refused(exc):
-                            raise
-                        lakebase._forget_refused_token(started)
-                    return await super().connect(conninfo, **connect_kwargs)
-
-            self._pool.connection_class = RefreshingConnection
-
-    return AgentAsyncLakebasePool
 
 
 def _workspace_client(workspace_client: Any) -> Any:
@@ -217,6 +208,27 @@ def _workspace_client(workspace_client: Any) -> Any:
     from databricks.sdk import WorkspaceClient
 
     return WorkspaceClient()
+
+
+def _create(
+    target: LakebaseTarget,
+    asynchronous: bool,
+    workspace_client: Any,
+    min_size: int,
+    max_size: int,
+    max_lifetime: float | None,
+) -> Any:
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+    client = _workspace_client(workspace_client)
+    pool_type = AsyncConnectionPool if asynchronous else ConnectionPool
+    return _pool_class(asynchronous)(
+        workspace_client=client,
+        database=target.database,
+        check=pool_type.check_connection,
+        **_target_kwargs(target, client),
+        **_pool_kwargs(min_size, max_size, max_lifetime),
+    )
 
 
 def create_lakebase_pool(
@@ -228,16 +240,7 @@ def create_lakebase_pool(
     max_lifetime: float | None = None,
 ) -> Any:
     """Build the sync Lakebase pool object (``.pool`` is the psycopg pool, already open)."""
-    from psycopg_pool import ConnectionPool
-
-    client = _workspace_client(workspace_client)
-    return _sync_pool_class()(
-        workspace_client=client,
-        database=target.database,
-        check=ConnectionPool.check_connection,
-        **_target_kwargs(target, client),
-        **_pool_kwargs(min_size, max_size, max_lifetime),
-    )
+    return _create(target, False, workspace_client, min_size, max_size, max_lifetime)
 
 
 def create_async_lakebase_pool(
@@ -249,16 +252,7 @@ def create_async_lakebase_pool(
     max_lifetime: float | None = None,
 ) -> Any:
     """Build the async Lakebase pool object (not open yet: ``await lakebase.open()``)."""
-    from psycopg_pool import AsyncConnectionPool
-
-    client = _workspace_client(workspace_client)
-    return _async_pool_class()(
-        workspace_client=client,
-        database=target.database,
-        check=AsyncConnectionPool.check_connection,
-        **_target_kwargs(target, client),
-        **_pool_kwargs(min_size, max_size, max_lifetime),
-    )
+    return _create(target, True, workspace_client, min_size, max_size, max_lifetime)
 
 
 def _unavailable(target: LakebaseTarget, exc: BaseException) -> DatabaseUnavailable:

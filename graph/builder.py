@@ -65,7 +65,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     long_term_memory_status: str = "no store: no long-term memory"
     thread_lock: ThreadLock | None = None
 
-    def stream(  # type: ignore[override]
+    def stream(
         self,
         input: Any,
         config: RunnableConfig | None = None,
@@ -98,7 +98,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
             config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
             yield from super().stream(input, config, **kwargs)
 
-    async def astream(  # type: ignore[override]
+    async def astream(
         self,
         input: Any,
         config: RunnableConfig | None = None,
@@ -129,7 +129,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
             async for chunk in super().astream(input, config, **kwargs):
                 yield chunk
 
-    def bulk_update_state(  # type: ignore[override]
+    def bulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
     ) -> RunnableConfig:
         thread_id = thread_id_from_config(config)
@@ -138,7 +138,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         with self.thread_lock.hold(thread_id):
             return super().bulk_update_state(config, supersteps)
 
-    async def abulk_update_state(  # type: ignore[override]
+    async def abulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
     ) -> RunnableConfig:
         thread_id = thread_id_from_config(config)
@@ -262,7 +262,11 @@ def build_graph(
     builder.add_node(
         "review_tool_calls",
         RunnableCallable(
-            review_tool_calls_sync, review_tool_calls, name="review_tool_calls", tools=all_tools
+            review_tool_calls_sync,
+            review_tool_calls,
+            name="review_tool_calls",
+            tools=all_tools,
+            can_pause=checkpointer is not None,
         ),
         destinations=("run_tools", "call_model"),
     )

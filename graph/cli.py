@@ -1,9 +1,11 @@
-"""The ``memory-agent`` command line: chat, ask, threads, history, memories, forget-user.
+"""The ``memory-agent`` command line: chat, ask, threads, history, status, pending, resume,
+fork, memories, forget-user.
 
 Imports are deferred to the command that needs them so that ``--help`` and
 argument errors are instant and ``ask`` starts in about a second. Every
 failure is one line on stderr and a non-zero exit code (1: the run failed,
-2: the input was bad); MEMORY_AGENT_DEBUG=1 shows tracebacks.
+2: the input was bad, 3: the thread is busy with another run);
+MEMORY_AGENT_DEBUG=1 shows tracebacks.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_BUSY = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--thread", help="thread id to continue (default: a new thread)")
     ask.add_argument("--user", help="user id for long-term memory")
     ask.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+    ask.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="if the thread is busy with another run, wait up to SECONDS (default: fail at once)",
+    )
 
     threads = commands.add_parser("threads", help="list recent threads")
     threads.add_argument("--limit", type=int, default=20, help="how many (default 20)")
@@ -42,7 +51,42 @@ def _parser() -> argparse.ArgumentParser:
 
     history = commands.add_parser("history", help="list a thread's checkpoints, newest first")
     history.add_argument("thread", help="thread id")
+    history.add_argument("--at", metavar="CHECKPOINT", help="show the full state at one checkpoint")
     history.add_argument("--json", action="store_true", help="print JSON")
+
+    status = commands.add_parser(
+        "status", help="report the memory backend, server, tables and pool (exit 1: no memory)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    pending = commands.add_parser("pending", help="list threads waiting for an approval")
+    pending.add_argument("--limit", type=int, default=100, help="how many threads (default 100)")
+    pending.add_argument("--json", action="store_true", help="print JSON")
+
+    resume = commands.add_parser("resume", help="answer a thread's pending approval")
+    resume.add_argument("thread", help="thread id")
+    decision = resume.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--approve", action="store_true", help="run the call as proposed")
+    decision.add_argument("--reject", action="store_true", help="do not run it (see --reason)")
+    decision.add_argument("--edit", metavar="JSON", help="run it with these arguments instead")
+    resume.add_argument("--reason", help="why (told to the model on --reject)")
+    resume.add_argument(
+        "--user", help="user id (default: the user the paused request was made for)"
+    )
+    resume.add_argument("--wait", type=float, metavar="SECONDS", help="wait if the thread is busy")
+    resume.add_argument("--json", action="store_true", help="print a JSON object instead of text")
+
+    fork = commands.add_parser(
+        "fork", help="branch a thread from one of its checkpoints (see `history`)"
+    )
+    fork.add_argument("thread", help="thread id")
+    fork.add_argument("checkpoint", help="checkpoint id to branch from")
+    fork.add_argument(
+        "--to",
+        metavar="NEW_THREAD",
+        help="copy into this new thread (default: branch inside the same thread)",
+    )
+    fork.add_argument("--json", action="store_true", help="print JSON")
 
     memories = commands.add_parser("memories", help="list, search or delete a user's memories")
     actions = memories.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -92,12 +136,31 @@ def _last_ai_text(messages: Sequence[Any]) -> str:
     return ""
 
 
-def _run_turn(graph: Any, text: str, thread_id: str, user_id: str | None) -> str:
+def _run(graph: Any, run_input: Any, thread_id: str, user_id: str | None, **kwargs: Any) -> Any:
     from graph.context import Context
 
     config = {"configurable": {"thread_id": thread_id}}
-    result = graph.invoke({"messages": [("user", text)]}, config, context=Context(user_id=user_id))
-    return _last_ai_text(result["messages"])
+    context = Context(user_id=user_id) if user_id is not None else None
+    return graph.invoke(run_input, config, context=context, **kwargs)
+
+
+def _outcome(result: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The answer text and any approval requests the run paused on."""
+    pending = [
+        {"interrupt_id": item.id, **item.value}
+        for item in result.get("__interrupt__", [])
+        if isinstance(item.value, dict)
+    ]
+    return _last_ai_text(result["messages"]) if not pending else "", pending
+
+
+def _describe_pending(thread_id: str, pending: Sequence[dict[str, Any]]) -> str:
+    lines = [f"Waiting for approval: {item['description']}" for item in pending]
+    lines.append(
+        f"Decide with: memory-agent resume {thread_id} --approve | --reject [--reason TEXT] "
+        "| --edit JSON"
+    )
+    return "\n".join(lines)
 
 
 def _new_or_given_thread(thread: str | None) -> str:
@@ -115,18 +178,26 @@ def command_ask(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     thread_id = _new_or_given_thread(args.thread)
     with open_agent(settings) as graph:
-        answer = _run_turn(graph, args.message, thread_id, args.user)
+        result = _run(
+            graph,
+            {"messages": [("user", args.message)]},
+            thread_id,
+            args.user,
+            wait_for_thread=args.wait,
+        )
+        answer, pending = _outcome(result)
         if args.json:
             payload = {
                 "thread_id": thread_id,
                 "user_id": args.user,
                 "answer": answer,
+                "pending": pending,
                 "memory_available": graph.memory_available,
                 "model": settings.model.describe(),
             }
             print(json.dumps(payload, ensure_ascii=False))
         else:
-            print(answer)
+            print(answer if not pending else _describe_pending(thread_id, pending))
             if not args.thread and graph.memory_available:
                 print(f"(thread {thread_id}; continue with --thread {thread_id})", file=sys.stderr)
     return 0
@@ -156,7 +227,12 @@ def command_chat(args: argparse.Namespace) -> int:
             if not text.strip():
                 continue
             try:
-                print(f"agent> {_run_turn(graph, text, thread_id, args.user)}")
+                result = _run(graph, {"messages": [("user", text)]}, thread_id, args.user)
+                answer, pending = _outcome(result)
+                while pending:
+                    result = _run(graph, _ask_decision(pending[0]), thread_id, args.user)
+                    answer, pending = _outcome(result)
+                print(f"agent> {answer}")
             except InvalidInput as exc:
                 print(f"memory-agent: {exc}", file=sys.stderr)
         if graph.memory_available:
@@ -174,6 +250,30 @@ def _open_for_browsing() -> Any:
     from graph.offline_model import OfflineChatModel
 
     return open_agent(model=OfflineChatModel())
+
+
+def _ask_decision(request: dict[str, Any]) -> Any:
+    """Ask the person at the terminal to approve, reject or edit one request."""
+    from graph.approvals import decision
+
+    print(f"approval> {request['description']}")
+    while True:
+        try:
+            reply = input("approve? [y]es / [n]o [reason] / [e]dit JSON: ").strip()
+        except EOFError:
+            reply = "n"
+        word, _, rest = reply.partition(" ")
+        try:
+            if word.lower() in {"y", "yes", "approve"}:
+                return decision("approve")
+            if word.lower() in {"n", "no", "reject"}:
+                return decision("reject", reason=rest.strip() or None)
+            if word.lower() in {"e", "edit"}:
+                return decision("edit", args=json.loads(rest))
+        except ValueError as exc:  # bad JSON or a bad decision: ask again
+            print(f"memory-agent: {_one_line(exc)}", file=sys.stderr)
+            continue
+        print("please answer y, n [reason] or e {json}", file=sys.stderr)
 
 
 def _require_memory(graph: Any) -> None:
@@ -203,29 +303,66 @@ def command_threads(args: argparse.Namespace) -> int:
     return 0
 
 
+def _snapshot_row(snapshot: Any) -> dict[str, Any]:
+    messages = snapshot.values.get("messages", []) if snapshot.values else []
+    last = messages[-1] if messages else None
+    return {
+        "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
+        "parent_checkpoint_id": (snapshot.parent_config or {})
+        .get("configurable", {})
+        .get("checkpoint_id"),
+        "step": snapshot.metadata.get("step") if snapshot.metadata else None,
+        "source": snapshot.metadata.get("source") if snapshot.metadata else None,
+        "created_at": snapshot.created_at,
+        "next": list(snapshot.next),
+        "waiting_for_approval": bool(snapshot.interrupts),
+        "messages": len(messages),
+        "last": f"{type(last).__name__}: {_preview(last.content)}" if last is not None else "",
+    }
+
+
+def _message_row(message: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"type": message.type, "content": message.content}
+    for name in ("tool_calls", "tool_call_id", "status"):
+        if getattr(message, name, None):
+            row[name] = getattr(message, name)
+    return row
+
+
 def command_history(args: argparse.Namespace) -> int:
     from checkpointing.threads import validate_thread_id
+    from graph.time_travel import checkpoints, state_at
 
     thread_id = validate_thread_id(args.thread)
     with _open_for_browsing() as graph:
         _require_memory(graph)
-        rows = []
-        for snapshot in graph.get_state_history({"configurable": {"thread_id": thread_id}}):
-            messages = snapshot.values.get("messages", []) if snapshot.values else []
-            last = messages[-1] if messages else None
-            rows.append(
-                {
-                    "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
-                    "step": snapshot.metadata.get("step") if snapshot.metadata else None,
-                    "source": snapshot.metadata.get("source") if snapshot.metadata else None,
-                    "created_at": snapshot.created_at,
-                    "next": list(snapshot.next),
-                    "messages": len(messages),
-                    "last": f"{type(last).__name__}: {_preview(last.content)}"
-                    if last is not None
-                    else "",
-                }
+        if args.at:
+            snapshot = state_at(graph, thread_id, args.at)
+            detail = {
+                **_snapshot_row(snapshot),
+                "state": {
+                    "messages": [_message_row(m) for m in snapshot.values.get("messages", [])],
+                    **{k: v for k, v in snapshot.values.items() if k != "messages"},
+                },
+                "pending": [i.value for i in snapshot.interrupts],
+            }
+            if args.json:
+                print(json.dumps(detail, ensure_ascii=False, default=str))
+                return 0
+            print(
+                f"checkpoint {detail['checkpoint_id']}  step {detail['step']}  "
+                f"{detail['source']}  next={','.join(detail['next']) or '-'}"
             )
+            for message in detail["state"]["messages"]:
+                calls = "".join(
+                    f" -> {c['name']}({json.dumps(c['args'], ensure_ascii=False)})"
+                    for c in message.get("tool_calls", [])
+                )
+                print(f"  {message['type']:>6}: {_preview(message['content'], 100)}{calls}")
+            for request in detail["pending"]:
+                print(f"  waiting for approval: {request.get('description', request)}")
+            return 0
+        rows = [_snapshot_row(snapshot) for snapshot in checkpoints(graph, thread_id)]
         if args.json:
             print(json.dumps(rows, ensure_ascii=False))
             return 0
@@ -317,6 +454,96 @@ def command_forget_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_status(args: argparse.Namespace) -> int:
+    from checkpointing import RUN_TABLES
+    from database.health import target_health
+    from graph.settings import Settings
+    from setup_lakebase import STORE_TABLES
+
+    settings = Settings.from_env()
+    # The run tables (checkpoints, tool ledger) decide whether memory is available, as
+    # for open_agent; the long-term store's are reported alongside.
+    health = target_health(settings.database, required=RUN_TABLES, optional=STORE_TABLES)
+    if args.json:
+        print(json.dumps(health.as_dict(), ensure_ascii=False))
+    else:
+        print("\n".join(health.lines()))
+    return 0 if health.memory_available else EXIT_FAILED
+
+
+def command_pending(args: argparse.Namespace) -> int:
+    from graph.approvals import pending_approvals
+
+    if args.limit < 1:
+        return _fail("--limit must be at least 1", EXIT_BAD_INPUT)
+    with _open_for_browsing() as graph:
+        _require_memory(graph)
+        found = pending_approvals(graph, args.limit)
+        if args.json:
+            print(json.dumps([p.__dict__ for p in found], ensure_ascii=False, default=str))
+            return 0
+        if not found:
+            print("nothing is waiting for approval")
+        for item in found:
+            user = f"  user {item.user_id}" if item.user_id else ""
+            print(f"{item.thread_id}\t{item.since}{user}\n  {item.description}")
+    return 0
+
+
+def command_resume(args: argparse.Namespace) -> int:
+    from checkpointing.threads import validate_thread_id
+    from graph.agent import open_agent
+    from graph.approvals import decision, pending_in_thread
+    from graph.validation import InvalidInput
+
+    thread_id = validate_thread_id(args.thread)
+    if args.reason is not None and not args.reject:
+        return _fail("--reason goes with --reject", EXIT_BAD_INPUT)
+    if args.edit is not None:
+        try:
+            new_args = json.loads(args.edit)
+        except json.JSONDecodeError as exc:
+            return _fail(
+                f"--edit is not valid JSON: {exc.msg} (column {exc.colno})", EXIT_BAD_INPUT
+            )
+        if not isinstance(new_args, dict):
+            return _fail("--edit must be a JSON object of arguments", EXIT_BAD_INPUT)
+        command = decision("edit", args=new_args)
+    elif args.reject:
+        command = decision("reject", reason=args.reason)
+    else:
+        command = decision("approve")
+    with open_agent() as graph:
+        _require_memory(graph)
+        if not pending_in_thread(graph, thread_id):
+            raise InvalidInput(f"thread {thread_id!r} is not waiting for approval")
+        result = _run(graph, command, thread_id, args.user, wait_for_thread=args.wait)
+        answer, pending = _outcome(result)
+        if args.json:
+            print(json.dumps({"thread_id": thread_id, "answer": answer, "pending": pending}))
+        else:
+            print(answer if not pending else _describe_pending(thread_id, pending))
+    return 0
+
+
+def command_fork(args: argparse.Namespace) -> int:
+    from checkpointing.threads import validate_thread_id
+    from graph.time_travel import fork
+
+    thread_id = validate_thread_id(args.thread)
+    target = validate_thread_id(args.to) if args.to else thread_id
+    with _open_for_browsing() as graph:
+        _require_memory(graph)
+        head = fork(graph, thread_id, args.checkpoint, to_thread=target)
+        checkpoint_id = head["configurable"]["checkpoint_id"]
+        if args.json:
+            print(json.dumps({"thread_id": target, "checkpoint_id": checkpoint_id}))
+        else:
+            print(f"forked {thread_id}@{args.checkpoint} -> {target}@{checkpoint_id}")
+            print(f'continue with: memory-agent ask --thread {target} "..."')
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ask": command_ask,
     "chat": command_chat,
@@ -324,6 +551,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "history": command_history,
     "memories": command_memories,
     "forget-user": command_forget_user,
+    "status": command_status,
+    "pending": command_pending,
+    "resume": command_resume,
+    "fork": command_fork,
 }
 
 
@@ -339,13 +570,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _exit_for(exc: Exception) -> int:
+    from checkpointing.copy_thread import CheckpointNotFound
+    from checkpointing.thread_lock import ThreadBusyError
     from checkpointing.threads import InvalidThreadId
     from graph.settings import SettingsError
+    from graph.time_travel import ThreadExists
     from graph.validation import InvalidInput
+    from nodes.review_tool_calls import InvalidDecision
 
     if os.environ.get("MEMORY_AGENT_DEBUG"):
         raise exc
-    if isinstance(exc, InvalidInput | InvalidThreadId | SettingsError):
+    if isinstance(exc, ThreadBusyError):
+        return _fail(f"{_one_line(exc)}; try again, or pass --wait SECONDS", EXIT_BUSY)
+    bad_input = (
+        InvalidInput,
+        InvalidThreadId,
+        SettingsError,
+        InvalidDecision,
+        CheckpointNotFound,
+        ThreadExists,
+    )
+    if isinstance(exc, bad_input):
         return _fail(_one_line(exc), EXIT_BAD_INPUT)
     return _fail(f"{_one_line(exc)} (set MEMORY_AGENT_DEBUG=1 for details)", EXIT_FAILED)
 

@@ -10,7 +10,8 @@ One request is one *turn* on one thread:
   (the checkpoint already holds the rest); a new thread takes the request's
   messages. Tool-call items in the request are never replayed into the
   thread: they name tools this agent may not have, and an unpaired call
-  makes model endpoints reject the whole thread.
+  makes model endpoints reject the whole thread. Nor are client system or
+  developer messages: the agent's instructions are the server's.
 - **Ownership**: each run records its user in the checkpoint's metadata; a
   thread whose latest run had a user answers only that user (403 otherwise).
 - **Approvals**: a run that pauses in ``interrupt()`` answers with one
@@ -48,24 +49,31 @@ from mlflow.types.responses import (
     to_chat_completions_input,
 )
 
+from checkpointing.thread_lock import ThreadBusyError
 from checkpointing.threads import InvalidThreadId, resolve_thread_id
 from graph.context import Context
 from graph.identity import InvalidUserId, resolve_user_id
 from graph.settings import Settings
 from graph.validation import InvalidInput, validate_messages
+from nodes.review_tool_calls import InvalidDecision, parse_decision
 
 APPROVAL_SERVER_LABEL = "memory-agent"
 APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "go ahead"})
 REJECT_WORDS = frozenset({"reject", "rejected", "no", "n", "deny", "denied", "cancel"})
-APPROVAL_ACTIONS = frozenset({"approve", "reject", "edit"})
 MODEL_NODE = "call_model"
-MAX_REASON_CHARACTERS = 2000
+CONVERSATION_ROLES = frozenset({"user", "assistant"})
 
 
 class RequestError(ValueError):
     """A request that cannot be served as sent; ``status`` is the HTTP status to answer with."""
 
     status = 400
+
+
+class ThreadBusy(RequestError):
+    """Another run holds the thread (one run at a time per thread, across processes)."""
+
+    status = 409
 
 
 class ThreadOfAnotherUser(RequestError):
@@ -104,6 +112,11 @@ class PendingApproval:
     def describe(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.arguments.items())
         return f"{self.tool}({shown})"
+
+    def description(self) -> str | None:
+        """The approval node's own words for what would happen, if it gave any."""
+        text = self.value.get("description") if isinstance(self.value, Mapping) else None
+        return str(text) if text else None
 
     def output_item(self) -> dict[str, Any]:
         return {
@@ -179,39 +192,25 @@ def _text_of(item: Mapping[str, Any]) -> str:
 
 
 def _approval_from_value(value: Any, source: str) -> dict[str, Any]:
-    """Check and normalise ``"approve"`` / ``{"action": "edit", "args": {...}}``.
+    """Check ``"approve"`` / ``{"action": "edit", "args": {...}, "reason": ...}`` as a decision.
 
-    The rules are the approval node's (``{"action", "args"?, "reason"?}``, args
-    only with edit), checked here so a bad answer is a 400 before any run starts.
+    The approval node's own parser decides what is valid; checking here turns a
+    bad answer into a 400 before any run starts.
     """
     if isinstance(value, str):
-        value = {"action": value}
-    if not isinstance(value, Mapping):
-        raise RequestError(
-            f"{source} must be 'approve', 'reject' or an object with an 'action', "
-            f"got {type(value).__name__}"
-        )
-    unknown = sorted(set(value) - {"action", "args", "reason"})
-    if unknown:
-        raise RequestError(f"{source} has unknown key(s): {', '.join(unknown)}")
-    action = str(value.get("action", "")).strip().lower()
-    if action not in APPROVAL_ACTIONS:
-        raise RequestError(f"{source}.action must be one of approve, reject, edit; got {action!r}")
-    decision: dict[str, Any] = {"action": action}
-    if action == "edit":
-        if not isinstance(value.get("args"), Mapping):
-            raise RequestError(f"{source}: an edit needs 'args', an object with the new arguments")
-        decision["args"] = dict(value["args"])
-    elif value.get("args") is not None:
-        raise RequestError(f"{source}: 'args' only goes with action 'edit'")
-    reason = value.get("reason")
-    if reason is not None:
-        if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARACTERS:
-            raise RequestError(
-                f"{source}.reason must be text of at most {MAX_REASON_CHARACTERS} characters"
-            )
-        decision["reason"] = reason
-    return decision
+        value = value.strip().lower()
+    elif isinstance(value, Mapping) and isinstance(value.get("action"), str):
+        value = {**value, "action": value["action"].strip().lower()}
+    try:
+        decision = parse_decision(value)
+    except InvalidDecision as exc:
+        raise RequestError(f"{source}: {exc}") from None
+    answer: dict[str, Any] = {"action": decision.action}
+    if decision.args is not None:
+        answer["args"] = decision.args
+    if decision.reason is not None:
+        answer["reason"] = decision.reason
+    return answer
 
 
 def _decisions(
@@ -252,7 +251,9 @@ def _decisions(
 
 
 def _messages_to_add(items: Sequence[Mapping[str, Any]], thread: ThreadView) -> list[BaseMessage]:
-    messages = [item for item in items if _is_message(item)]
+    # Only the conversation is stored: the agent's instructions are the server's, and a
+    # client system/developer message saved in the thread would steer every later turn.
+    messages = [item for item in items if _is_message(item) and item["role"] in CONVERSATION_ROLES]
     if thread.has_messages:
         users = [item for item in messages if item.get("role") == "user"]
         if not users:
@@ -420,9 +421,12 @@ class OutputBuilder:
         for approval in pending:
             events.extend(self._finish(approval.output_item()))
         if pending:
-            calls = "; ".join(approval.describe() for approval in pending)
+            calls = " ".join(
+                approval.description() or f"The agent wants to run {approval.describe()}."
+                for approval in pending
+            )
             text = (
-                f"Waiting for your approval to run {calls}. Reply “approve” or “reject” "
+                f"{calls} Waiting for your approval: reply “approve” or “reject” "
                 "(or send custom_inputs.approval, or an mcp_approval_response item)."
             )
             events.extend(self._finish(create_text_output_item(text=text, id=_new_id("msg"))))
@@ -500,11 +504,36 @@ class MemoryResponsesAgent(ResponsesAgent):
     def _has_checkpointer(self) -> bool:
         return self.graph.checkpointer is not None
 
+    # The graph takes the thread's lock when the run starts, which over HTTP is after
+    # the response status is sent (streams) or inside MLflow's handler (a 500). A probe
+    # before that answers the usual case, a second request while a run is going, with a
+    # 409. A run that loses a race after the probe still fails cleanly in the graph.
+    def _probe_thread(self, thread_id: str) -> None:
+        lock = getattr(self.graph, "thread_lock", None)
+        if lock is None:
+            return
+        try:
+            with lock.hold(thread_id):
+                pass
+        except ThreadBusyError as exc:
+            raise ThreadBusy(str(exc)) from None
+
+    async def _aprobe_thread(self, thread_id: str) -> None:
+        lock = getattr(self.graph, "thread_lock", None)
+        if lock is None:
+            return
+        try:
+            async with lock.ahold(thread_id):
+                pass
+        except ThreadBusyError as exc:
+            raise ThreadBusy(str(exc)) from None
+
     def prepare(
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
     ) -> Turn:
         """Resolve thread and user and plan the turn against the thread's checkpoint."""
         thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        self._probe_thread(thread_id)
         snapshot = (
             self.graph.get_state({"configurable": {"thread_id": thread_id}})
             if self._has_checkpointer()
@@ -517,6 +546,7 @@ class MemoryResponsesAgent(ResponsesAgent):
     ) -> Turn:
         """Async twin of ``prepare``."""
         thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        await self._aprobe_thread(thread_id)
         snapshot = (
             await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
             if self._has_checkpointer()

@@ -9,9 +9,11 @@ MLflow's server gives us the routes, request validation, streaming and a trace
 per request. Where it is wrong for us we go one step further, in
 ``MemoryAgentServer``: it answers every handler exception with HTTP 500 (and
 a stream error after a 200), which the OpenAI client retries twice. So each
-request is checked and planned (thread, user, approvals, checkpoint lookup)
-*before* MLflow's handler runs, and a bad request gets a 400 with one line.
-It also accepts ``input`` as a plain string, as the Responses API does.
+request is checked and planned (thread, user, approvals, checkpoint lookup,
+busy-thread probe) *before* MLflow's handler runs: a bad request gets a 400,
+another user's thread a 403, a busy thread a 409, each with one line. It also
+accepts ``input`` as a plain string, as the Responses API does. (The stream's
+event order, beyond MLflow's deltas and finished items, is graph/responses.py's.)
 """
 
 from __future__ import annotations

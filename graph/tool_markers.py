@@ -47,7 +47,7 @@ def side_effects(tool: BaseTool | None) -> SideEffects | None:
         return None
     declared = (tool.metadata or {}).get(SIDE_EFFECTS)
     if declared in ("transactional", "external"):
-        return declared  # type: ignore[return-value]
+        return declared
     if declared not in (None, False):
         raise ValueError(
             f"tool {tool.name!r}: metadata side_effects must be 'transactional' or 'external', "

@@ -119,10 +119,29 @@ def rejection_message(call: ToolCall, reason: str | None) -> ToolMessage:
     return ToolMessage(text, tool_call_id=call["id"], name=call["name"], status="error")
 
 
+def unapprovable_message(call: ToolCall) -> ToolMessage:
+    """The answer to a sensitive call in a graph that cannot pause (no checkpointer)."""
+    return ToolMessage(
+        f"Not done: {call['name']} needs a human's approval, and this agent is running "
+        "without saved memory, so it cannot pause to ask. Tell the user it could not be done.",
+        tool_call_id=call["id"],
+        name=call["name"],
+        status="error",
+    )
+
+
 def review(
-    state: State, tools_by_name: Mapping[str, BaseTool], user_id: str | None = None
+    state: State,
+    tools_by_name: Mapping[str, BaseTool],
+    user_id: str | None = None,
+    *,
+    can_pause: bool = True,
 ) -> Command[Any]:
-    """Decide every tool call of the last message; pause (interrupt) on sensitive ones."""
+    """Decide every tool call of the last message; pause (interrupt) on sensitive ones.
+
+    Without a checkpointer (``can_pause`` False) a pause could never be
+    resumed, so sensitive calls are refused instead: approval fails closed.
+    """
     last = state.messages[-1] if state.messages else None
     if not isinstance(last, AIMessage) or not last.tool_calls:
         raise ValueError("review_tool_calls expects the model's message with tool calls last")
@@ -133,6 +152,10 @@ def review(
     for call in last.tool_calls:
         if not needs_approval(call["name"], tools_by_name):
             to_run.append(call)
+            final_calls.append(call)
+            continue
+        if not can_pause:
+            rejections.append(unapprovable_message(call))
             final_calls.append(call)
             continue
         decision = parse_decision(
@@ -158,16 +181,24 @@ def review(
 
 
 def review_tool_calls_sync(
-    state: State, runtime: Runtime[Context], *, tools: Sequence[BaseTool] = ()
+    state: State,
+    runtime: Runtime[Context],
+    *,
+    tools: Sequence[BaseTool] = (),
+    can_pause: bool = True,
 ) -> Command[Any]:
     """Pause for approval of sensitive tool calls; route the rest to run_tools."""
     user_id = run_context(runtime.context).user_id
-    return review(state, {tool.name: tool for tool in tools}, user_id)
+    return review(state, {tool.name: tool for tool in tools}, user_id, can_pause=can_pause)
 
 
 async def review_tool_calls(
-    state: State, runtime: Runtime[Context], *, tools: Sequence[BaseTool] = ()
+    state: State,
+    runtime: Runtime[Context],
+    *,
+    tools: Sequence[BaseTool] = (),
+    can_pause: bool = True,
 ) -> Command[Any]:
     """Pause for approval of sensitive tool calls; route the rest to run_tools (async)."""
     user_id = run_context(runtime.context).user_id
-    return review(state, {tool.name: tool for tool in tools}, user_id)
+    return review(state, {tool.name: tool for tool in tools}, user_id, can_pause=can_pause)

@@ -50,6 +50,7 @@ from langgraph.store.postgres.base import (
     _row_to_search_item,
 )
 
+from database.retry import RetryStats, arun_with_retry, run_with_retry
 from store.config import SEARCH_MODES, SearchMode
 from store.fusion import FusionWeights, fuse_scores
 
@@ -183,6 +184,7 @@ class _MemorySearch:
         self.candidates = candidates
         self._checked_dims = False
         self._covering_column: str | None = None
+        self.retry_stats = RetryStats()
 
     # -- configuration ---------------------------------------------------------
 
@@ -558,8 +560,18 @@ class MemoryStore(_MemorySearch, PostgresStore):
     # -- batch ---------------------------------------------------------------
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        self._ensure_checked()
-        return super().batch(self._read_only_ops(ops))
+        ops = self._read_only_ops(ops)
+        parent = super().batch
+
+        def work() -> list[Result]:
+            self._ensure_checked()
+            return parent(ops)
+
+        # A dropped connection is replayed once on a fresh one (puts are upserts,
+        # deletes and reads repeat harmlessly); a single connection cannot be.
+        if not hasattr(self.conn, "getconn"):
+            return work()
+        return run_with_retry(work, pool=self.conn, stats=self.retry_stats)
 
     def _batch_search_ops(self, search_ops: Any, results: list[Result], cur: Any) -> None:
         for idx, op in search_ops:
@@ -697,8 +709,16 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
         self._checked_dims = True
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        await self._ensure_checked()
-        return await super().abatch(self._read_only_ops(ops))
+        ops = self._read_only_ops(ops)
+        parent = super().abatch
+
+        async def work() -> list[Result]:
+            await self._ensure_checked()
+            return await parent(ops)
+
+        if not hasattr(self.conn, "getconn"):
+            return await work()
+        return await arun_with_retry(work, pool=self.conn, stats=self.retry_stats)
 
     async def _batch_search_ops(self, search_ops: Any, results: list[Result], cur: Any) -> None:
         for idx, op in search_ops:

@@ -116,6 +116,7 @@ def test_thread_continues_across_processes_and_threads_stay_apart(
         "thread_id": "t-1",
         "user_id": None,
         "answer": "Your favourite colour is teal.",
+        "pending": [],  # approval requests the run paused on
         "memory_available": True,
         "model": payload["model"],
     }

@@ -84,3 +84,21 @@ def test_kill_9_at_random_points_then_resume_runs_each_side_effect_exactly_once(
             "SELECT state, count(*) FROM tool_call_ledger GROUP BY state"
         ).fetchall()
     assert states == [("done", len(THREADS) * ROWS)]
+
+
+def test_external_call_killed_after_its_effect_is_not_repeated_on_resume(
+    database_url: str, subprocess_env: dict[str, str]
+) -> None:
+    env = {**subprocess_env, "TOOL_SLEEP": "60:60"}  # sleeps after its effect, before returning
+    worker = Worker("run_once", [database_url, "ext", "notify hello"], env)
+    assert worker.wait_for("tool-did-effect"), worker.finish()[1]
+    worker.kill()
+    resumed = Worker("run_once", [database_url, "ext", "--continue"], subprocess_env)
+    code, stderr = resumed.finish()
+    assert code == 0, stderr
+    assert not any(line.startswith("tool-enter") for line in resumed.seen)  # not called again
+    assert "Outcome unknown" in next(line for line in resumed.seen if line.startswith("{"))
+    with psycopg.connect(database_url) as conn:
+        (effects,) = conn.execute("SELECT count(*) FROM test_side_effects").fetchone()
+        (state,) = conn.execute("SELECT state FROM tool_call_ledger").fetchone()
+    assert effects == 1 and state == "started"

@@ -127,3 +127,13 @@ def test_unknown_checkpoint_is_a_clear_error(graph: Any) -> None:
     with pytest.raises(CheckpointNotFound):
         fork(graph, "t", "nope", to_thread="t3")
     assert graph.get_state(_config("t3")).values == {}
+
+
+def test_deleting_a_thread_deletes_its_ledger_rows(graph: Any, database_url: str) -> None:
+    _two_turns(graph)
+    graph.invoke({"messages": [("user", "append 1 y")]}, _config("other"))
+    graph.checkpointer.delete_thread("t")
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT thread_id FROM tool_call_ledger").fetchall()
+    assert rows == [("other",)]
+    assert graph.get_state(_config("t")).values == {}

@@ -211,3 +211,44 @@ def test_statement_on_a_dropped_connection_is_retried_once(
         with pytest.raises(psycopg.errors.DivisionByZero):
             run_with_retry(not_a_connection_problem, pool=db.pool, stats=retry)
         assert retry.retries == 1 and retry.failures == 1
+
+
+def test_session_auth_failure_drains_pool_and_mints_a_new_token(
+    fake_lakebase: FakeLakebase, workspace_client: Any
+) -> None:
+    """A 28P01 on a live session (a pooler re-authenticating) replays on fresh logins.
+
+    Postgres itself only checks passwords at login, so the first failure here is
+    raised by the work function; the recovery (drain, forget the token, mint,
+    log in again, replay) runs against the real pool and server.
+    """
+    pool = open_lakebase_pool(
+        LakebaseTarget(instance_name="agent-memory"),
+        workspace_client=workspace_client,
+        min_size=1,
+        max_size=1,
+    )
+    try:
+        stats = pool.lakebase.credential_stats
+        first_backend = _whoami_pid(pool)
+        minted_before = stats.minted
+        attempts = []
+
+        def work() -> Any:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise psycopg.errors.InvalidPassword("password authentication failed")
+            return _whoami_pid(pool)
+
+        retry = RetryStats()
+        second_backend = run_with_retry(work, pool=pool, stats=retry)
+        assert retry.retries == 1 and retry.failures == 0
+        assert second_backend != first_backend  # the pool was drained: a new session
+        assert stats.minted == minted_before + 1  # which logged in with a new token
+    finally:
+        pool.close()
+
+
+def _whoami_pid(pool: Any) -> int:
+    with pool.connection() as conn:
+        return int(conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])

@@ -1,11 +1,12 @@
 """Soak under faults: steady requests while the token rotates many times and Postgres restarts twice.
 
-Each request is what one agent turn does to memory: write a checkpoint (with
-its channel blob and a pending write) for a thread, save a long-term memory in
-the user's store namespace, and read the checkpoint back. Ids are fixed before
-the first attempt, so a retried request writes the same rows (LangGraph's
-checkpoint and store writes are upserts). A request is acknowledged when it
-returns; at the end every acknowledged write is read back.
+Each request is what one agent turn does to memory, through the agent's own
+persistence classes (``MemoryAgentSaver``, ``MemoryStore``) on the Lakebase
+pool: write a checkpoint (with its channel blob and a pending write) for a
+thread, save a long-term memory in the user's namespace, and read the
+checkpoint back. Those classes replay an operation once when its connection
+drops (``database.retry``); the test adds no retry of its own. A request is
+acknowledged when it returns; at the end every acknowledged write is read back.
 
 The duration is ``LAKEBASE_SOAK_SECONDS`` (default 180). Whatever the
 duration, the token rotates ``ROTATIONS`` times (the previous token refused
@@ -23,12 +24,12 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
-from langgraph.store.postgres import PostgresStore
 
 from checkpointing import MemoryAgentSaver, setup_checkpoint_tables
 from database import LakebaseTarget
 from database.lakebase import open_lakebase_pool
-from database.retry import RetryStats, run_with_retry
+from store.embeddings import HashEmbeddings
+from store.postgres import MemoryStore
 from tests.lakebase_harness import FakeLakebase
 
 SOAK_SECONDS = float(os.environ.get("LAKEBASE_SOAK_SECONDS", "180"))
@@ -59,9 +60,20 @@ class Figures:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _request(
-    saver: MemoryAgentSaver, store: PostgresStore, worker: int, number: int
-) -> tuple[Any, Acknowledged]:
+@dataclass(frozen=True)
+class Payload:
+    """One request's writes, with every id fixed before the first attempt."""
+
+    config: dict[str, Any]
+    checkpoint: Any
+    metadata: dict[str, Any]
+    versions: dict[str, str]
+    write: tuple[str, str]
+    task_id: str
+    ack: Acknowledged
+
+
+def payload(worker: int, number: int) -> Payload:
     thread_id = f"soak-{worker}-{number % THREADS_PER_WORKER}"
     checkpoint = empty_checkpoint()
     checkpoint["id"] = str(uuid6())
@@ -72,38 +84,52 @@ def _request(
         checkpoint_id=checkpoint["id"],
         namespace=("user_memories", f"user-{worker}"),
         key=f"memory-{number}",
-        value={"text": f"fact {number} from worker {worker}", "thread": thread_id},
+        value={"content": f"fact {number} from worker {worker}", "thread": thread_id},
     )
-    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-    metadata = {"source": "loop", "step": number}
+    return Payload(
+        config={"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}},
+        checkpoint=checkpoint,
+        metadata={"source": "loop", "step": number},
+        versions={"messages": f"{number:08d}"},
+        write=("messages", f"pending {number}"),
+        task_id=f"task-{number}",
+        ack=ack,
+    )
+
+
+def _request(
+    saver: MemoryAgentSaver, store: MemoryStore, worker: int, number: int
+) -> tuple[Any, Acknowledged]:
+    p = payload(worker, number)
 
     def work() -> Any:
-        saved = saver.put(config, checkpoint, metadata, {"messages": f"{number:08d}"})
-        saver.put_writes(saved, [("messages", f"pending {number}")], task_id=f"task-{number}")
-        store.put(ack.namespace, ack.key, ack.value)
+        saved = saver.put(p.config, p.checkpoint, p.metadata, p.versions)
+        saver.put_writes(saved, [p.write], task_id=p.task_id)
+        store.put(p.ack.namespace, p.ack.key, p.ack.value)
         return saver.get_tuple(saved)
 
-    return work, ack
+    return work, p.ack
 
 
 def _serve(
     saver: MemoryAgentSaver,
-    store: PostgresStore,
-    pool: Any,
+    store: MemoryStore,
     worker: int,
     stop: threading.Event,
     figures: Figures,
     acknowledged: list[Acknowledged],
 ) -> None:
-    stats = RetryStats()
     number = 0
     while not stop.is_set():
         work, ack = _request(saver, store, worker, number)
         started = time.monotonic()
+        with figures.lock:
+            figures.requests += 1
         try:
-            read_back = run_with_retry(work, pool=pool, stats=stats)
+            read_back = work()
         except Exception as exc:
             with figures.lock:
+                figures.failures += 1
                 figures.errors.append(f"{type(exc).__name__}: {exc}".splitlines()[0])
         else:
             assert read_back is not None and read_back.checkpoint["id"] == ack.checkpoint_id
@@ -114,17 +140,13 @@ def _serve(
             figures.longest_stall = max(figures.longest_stall, stall)
         number += 1
         time.sleep(PAUSE_BETWEEN_REQUESTS)
-    with figures.lock:
-        figures.requests += stats.calls
-        figures.retries += stats.retries
-        figures.failures += stats.failures
 
 
-def _faults(fake: FakeLakebase, stop: threading.Event) -> None:
-    """Rotate the token ROTATIONS times, spread evenly; restart Postgres at 1/3 and 2/3."""
+def faults(fake: FakeLakebase, stop: threading.Event, seconds: float, rotations: int) -> None:
+    """Rotate the token ``rotations`` times, spread evenly; restart Postgres at 1/3 and 2/3."""
     start = time.monotonic()
-    events = [(SOAK_SECONDS * (i + 0.5) / ROTATIONS, "rotate") for i in range(ROTATIONS)]
-    events += [(SOAK_SECONDS / 3, "restart"), (2 * SOAK_SECONDS / 3, "restart")]
+    events = [(seconds * (i + 0.5) / rotations, "rotate") for i in range(rotations)]
+    events += [(seconds / 3, "restart"), (2 * seconds / 3, "restart")]
     for at, what in sorted(events):
         if stop.wait(max(0.0, start + at - time.monotonic())):
             return
@@ -132,6 +154,23 @@ def _faults(fake: FakeLakebase, stop: threading.Event) -> None:
             fake.rotate_token()
         else:
             fake.restart_postgres(down_seconds=1.0)
+
+
+def read_back_lost(saver: Any, store: Any, acknowledged: list[Acknowledged]) -> list[Acknowledged]:
+    lost = []
+    for ack in acknowledged:
+        config = {
+            "configurable": {
+                "thread_id": ack.thread_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": ack.checkpoint_id,
+            }
+        }
+        saved = saver.get_tuple(config)
+        item = store.get(ack.namespace, ack.key)
+        if saved is None or item is None or item.value != ack.value:
+            lost.append(ack)
+    return lost
 
 
 @pytest.mark.slow
@@ -149,7 +188,7 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
     )
     try:
         setup_checkpoint_tables(pool)
-        store = PostgresStore(pool)
+        store = MemoryStore(pool, embeddings=HashEmbeddings())
         store.setup()
         saver = MemoryAgentSaver(pool)
 
@@ -157,36 +196,26 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
         figures = Figures()
         acknowledged: list[Acknowledged] = []
         workers = [
-            threading.Thread(
-                target=_serve, args=(saver, store, pool, n, stop, figures, acknowledged)
-            )
+            threading.Thread(target=_serve, args=(saver, store, n, stop, figures, acknowledged))
             for n in range(WORKERS)
         ]
-        faults = threading.Thread(target=_faults, args=(fake_lakebase, stop))
-        for thread in [*workers, faults]:
+        faults_thread = threading.Thread(
+            target=faults, args=(fake_lakebase, stop, SOAK_SECONDS, ROTATIONS)
+        )
+        for thread in [*workers, faults_thread]:
             thread.start()
         try:
-            faults.join(timeout=SOAK_SECONDS + 60)
+            faults_thread.join(timeout=SOAK_SECONDS + 60)
             time.sleep(max(0.0, SOAK_SECONDS / ROTATIONS / 2))  # serve after the last fault
         finally:
             stop.set()
-            for thread in [*workers, faults]:
+            for thread in [*workers, faults_thread]:
                 thread.join(timeout=120)
 
-        lost = []
-        for ack in acknowledged:
-            config = {
-                "configurable": {
-                    "thread_id": ack.thread_id,
-                    "checkpoint_ns": "",
-                    "checkpoint_id": ack.checkpoint_id,
-                }
-            }
-            saved = saver.get_tuple(config)
-            item = store.get(ack.namespace, ack.key)
-            if saved is None or item is None or item.value != ack.value:
-                lost.append(ack)
+        lost = read_back_lost(saver, store, acknowledged)
         credentials = pool.lakebase.credential_stats
+        figures.retries = saver.retry_stats.retries + store.retry_stats.retries
+        operation_failures = saver.retry_stats.failures + store.retry_stats.failures
     finally:
         pool.close()
 
@@ -200,7 +229,7 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
             f"tokens_minted={credentials.minted} tokens_refused={credentials.refused}"
         )
     assert fake_lakebase.rotations >= ROTATIONS and fake_lakebase.restarts >= 2
-    assert figures.errors == [] and figures.failures == 0
+    assert figures.errors == [] and figures.failures == 0 and operation_failures == 0
     assert lost == []
     assert len(acknowledged) == figures.requests > 0
     # The faults really reached the pool: refused tokens were replaced by new ones.

@@ -1,9 +1,10 @@
 """A server whose graph has an approval-gated tool, for the approval tests over HTTP.
 
-The tool stands in for the product's sensitive tools: it pauses in
-``interrupt()`` with what it would do, and acts on the human's answer
-(approve, reject, or edit). The offline model calls it for "remember that
-...", because it is named like the memory tool. Run it with
+The tool is marked ``requires_approval`` (graph.tool_markers), so the graph's
+review step pauses every call to it with ``interrupt()`` and resumes on the
+human's approve / reject / edit, exactly as for the product's sensitive tools.
+It is named like the memory tool because the offline model calls that for
+"remember that ...". Run it with
 ``uvicorn --factory tests.server.approval_app:create_test_app``; it serves the
 database in DATABASE_URL with the real server code.
 """
@@ -16,9 +17,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from langchain_core.tools import tool
-from langgraph.types import interrupt
 
-from checkpointing import AsyncMemoryAgentSaver, asetup_checkpoint_tables, asetup_tool_ledger
+from checkpointing import (
+    AsyncMemoryAgentSaver,
+    ThreadLock,
+    ToolCallLedger,
+    asetup_checkpoint_tables,
+    asetup_tool_ledger,
+)
 from database import aopen_database
 from graph.builder import build_graph
 from graph.server import create_app
@@ -28,16 +34,11 @@ from graph.tools import BASE_TOOLS
 
 @tool
 def save_memory(content: str) -> str:
-    """Save a memory (asks a human first)."""
-    decision: Any = interrupt({"tool": "save_memory", "args": {"content": content}})
-    action = decision.get("action") if isinstance(decision, dict) else decision
-    if action == "edit":
-        content = decision["args"]["content"]
-        action = "approve"
-    if action == "approve":
-        return f"Saved: {content}"
-    reason = decision.get("reason") if isinstance(decision, dict) else None
-    return f"Not saved: the user rejected it ({reason or 'no reason given'})."
+    """Save a memory (a human approves every call first)."""
+    return f"Saved: {content}"
+
+
+save_memory.metadata = {"requires_approval": True}
 
 
 @asynccontextmanager
@@ -48,6 +49,8 @@ async def open_approval_graph(settings: Settings) -> AsyncIterator[Any]:
         graph = build_graph(
             checkpointer=AsyncMemoryAgentSaver(database.pool),
             tools=[*BASE_TOOLS, save_memory],
+            ledger=ToolCallLedger(database.pool),
+            thread_lock=ThreadLock(database.pool),
         )
         graph.memory_available = True
         graph.memory_status = "memory available (approval test graph)"

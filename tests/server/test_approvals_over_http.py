@@ -99,6 +99,29 @@ def test_approve_with_an_mcp_approval_response_item(server: RunningServer, tmp_p
     assert [m.content for m in messages if isinstance(m, ToolMessage)] == ["Saved: my name is Ada"]
 
 
+def test_a_busy_thread_is_a_409_streaming_or_not(server: RunningServer) -> None:
+    from checkpointing import ThreadLock
+    from database import open_database
+    from database.targets import UrlTarget
+
+    thread_id = f"busy-{uuid.uuid4()}"
+    body = {"custom_inputs": {"thread_id": thread_id}}
+    # Another process (this one) is running on the thread: it holds the thread's lock.
+    with (
+        open_database(UrlTarget(server.database_url or "")) as database,
+        ThreadLock(database.pool).hold(thread_id),
+    ):
+        with pytest.raises(openai.ConflictError) as caught:
+            server.client().responses.create(input="hello", model="agent", extra_body=body)
+        assert "busy" in str(caught.value)
+        with pytest.raises(openai.ConflictError):
+            server.client().responses.create(
+                input="hello", model="agent", stream=True, extra_body=body
+            )
+    after = server.client().responses.create(input="hello", model="agent", extra_body=body)
+    assert after.custom_outputs["thread_id"] == thread_id
+
+
 def test_reject_with_a_plain_message_while_streaming(server: RunningServer) -> None:
     thread_id = f"reject-{uuid.uuid4()}"
     ask_for_approval(server, thread_id, "my name is Bob")
@@ -112,7 +135,7 @@ def test_reject_with_a_plain_message_while_streaming(server: RunningServer) -> N
     )
     completed = next(event for event in events if event.type == "response.completed")
     texts = [item.content[0].text for item in completed.response.output if item.type == "message"]
-    assert any("Not saved" in text for text in texts), texts
+    assert any("rejected" in text for text in texts), texts
     assert "pending_approvals" not in completed.response.custom_outputs
 
 

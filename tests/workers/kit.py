@@ -107,7 +107,7 @@ def delete_thing(key: str, runtime: ToolRuntime[Any, Any]) -> str:
     return f"deleted {key}" + (f" for {user_id}" if user_id else "")
 
 
-def test_tools() -> list[BaseTool]:
+def scripted_tools() -> list[BaseTool]:
     """The tools the scripted model calls, marked as the product expects."""
     return [
         StructuredTool.from_function(
@@ -189,7 +189,7 @@ def open_test_graph(url: str) -> Iterator[Any]:
         yield build_graph(
             MemoryAgentSaver(pool),
             model=ScriptedModel(),
-            tools=test_tools(),
+            tools=scripted_tools(),
             ledger=ToolCallLedger(pool),
             thread_lock=ThreadLock(pool),
         )

@@ -2,6 +2,7 @@
 
     python -m tests.workers.run_once URL THREAD MESSAGE [--wait SECONDS]
     python -m tests.workers.run_once URL THREAD --resume JSON
+    python -m tests.workers.run_once URL THREAD --continue
 
 Exit codes: 0 the run finished or paused, 3 the thread was busy, 2 bad input.
 Prints the last message (or the pending approval) as one JSON line.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from langgraph.types import Command
 
@@ -27,13 +29,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("message", nargs="?")
     parser.add_argument("--wait", type=float)
     parser.add_argument("--resume")
+    parser.add_argument("--continue", dest="continue_", action="store_true")
     args = parser.parse_args(argv)
     config = {"configurable": {"thread_id": args.thread}}
-    run_input = (
-        Command(resume=json.loads(args.resume))
-        if args.resume
-        else {"messages": [("user", args.message)]}
-    )
+    run_input: Any = {"messages": [("user", args.message)]}
+    if args.resume:
+        run_input = Command(resume=json.loads(args.resume))
+    elif args.continue_:
+        run_input = None  # continue from the last checkpoint
     with open_test_graph(args.url) as graph:
         _say("ready")
         try:
