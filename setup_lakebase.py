@@ -153,6 +153,8 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     versions_before = _migration_versions(conn)
     PostgresSaver(conn).setup()
     conn.execute(CREATE_LEDGER_SQL)
+    # The memory store's setup: a table made for another embedding dimension is an
+    # error before anything changes; then LangGraph's migrations and our additions.
     _store_for_setup(conn, dims).setup()
     versions_after = _migration_versions(conn)
     tables_after = set(missing_tables(_SingleConnection(conn), required_tables()))
@@ -407,10 +409,10 @@ def _dims(settings: Any, requested: int | None) -> int:
     store's default embeddings'."""
     if requested:
         return requested
-    from store.embeddings import EmbeddingsConfig
+    from store.config import MemorySettings
 
-    embeddings = getattr(settings, "embeddings", None) or EmbeddingsConfig()
-    return int(embeddings.resolved_dims)
+    memory = getattr(settings, "memory", None) or MemorySettings()
+    return int(memory.embeddings.resolved_dims)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     if "locomo" in selected:
         from bench import locomo
 
-        report = locomo.run(url=args.url)
-        print(locomo.render(report))
+        kinds = ["hash", "minilm"] if locomo.minilm_available() else ["hash"]
+        for kind in kinds:
+            report = locomo.run(url=args.url, embedder_kind=kind)
+            print(locomo.render(report))
     if "guards" in selected:
         from bench import run_guards
 

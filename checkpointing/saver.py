@@ -24,6 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from checkpointing.retention import aprune_thread, prune_thread
 from checkpointing.threads import thread_id_from_config
@@ -108,8 +109,17 @@ class MemoryAgentSaver(PostgresSaver):
         parent = super().put
         saved = self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
         if thread_id is not None and _prune_due(self.keep_checkpoints, config, metadata):
-            keep = self.keep_checkpoints
-            self._with_retry(lambda: prune_thread(self.conn, thread_id, keep))  # type: ignore[arg-type]
+            keep = int(self.keep_checkpoints or 0)  # set: _prune_due checked it
+
+            def prune() -> Any:
+                # On a single connection, PostgresSaver serialises every use with
+                # self.lock (its writes may run on another thread); pruning must too.
+                if isinstance(self.conn, ConnectionPool):
+                    return prune_thread(self.conn, thread_id, keep)
+                with self.lock:
+                    return prune_thread(self.conn, thread_id, keep)
+
+            self._with_retry(prune)
         return saved
 
     def put_writes(
@@ -165,10 +175,15 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         parent = super().aput
         saved = await self._with_retry(lambda: parent(config, checkpoint, metadata, new_versions))
         if thread_id is not None and _prune_due(self.keep_checkpoints, config, metadata):
-            keep = self.keep_checkpoints
-            await self._with_retry(
-                lambda: aprune_thread(self.conn, thread_id, keep)  # type: ignore[arg-type]
-            )
+            keep = int(self.keep_checkpoints or 0)  # set: _prune_due checked it
+
+            async def aprune() -> Any:
+                if isinstance(self.conn, AsyncConnectionPool):
+                    return await aprune_thread(self.conn, thread_id, keep)
+                async with self.lock:
+                    return await aprune_thread(self.conn, thread_id, keep)
+
+            await self._with_retry(aprune)
         return saved
 
     async def aput_writes(

@@ -3,12 +3,16 @@
 ``open_agent()`` (sync) and ``aopen_agent()`` (async) read ``Settings`` once,
 open the one pool the process shares, make sure the tables exist (the embedded
 database and ``AUTO_SETUP=1`` create them; elsewhere that is the setup
-script's job), and compile the graph with the Postgres checkpointer.
+script's job), and compile the graph with the Postgres checkpointer and the
+long-term memory store (``store.postgres.MemoryStore`` on the same pool).
 
 If memory cannot be had (no database, no tables), the graph is compiled
 without a checkpointer and still answers, statelessly: one warning names the
 cause and the fix, and ``graph.memory_available`` is False. With
 ``MEMORY_REQUIRED=1`` the same message is raised as ``MemoryUnavailableError``.
+Long-term memory degrades the same way on its own: without its tables (or
+with embeddings of another dimension than the stored vectors) the graph keeps
+its checkpointer, has no store, and so binds no memory tools.
 """
 
 from __future__ import annotations
@@ -112,6 +116,72 @@ def _status_for_tables(settings: Settings, database: Database, missing: list[str
     return MemoryStatus(available=True, backend=database.describe())
 
 
+def _store_problem(settings: Settings, missing: list[str]) -> str | None:
+    if not missing:
+        return None
+    return (
+        f"long-term memory unavailable: tables {', '.join(missing)} are missing. "
+        f"Fix: {_fix_for_missing_tables(settings)}"
+    )
+
+
+def _report_store_problem(problem: str, settings: Settings) -> None:
+    if settings.memory_required:
+        raise MemoryUnavailableError(problem)
+    if problem not in _warned:
+        _warned.add(problem)
+        logger.warning(problem)
+
+
+def _open_store(settings: Settings, database: Database) -> tuple[Any, str]:
+    """The long-term memory store on the shared pool and a status line; None if unusable."""
+    from store.postgres import STORE_TABLES, make_memory_store
+
+    try:
+        store = make_memory_store(database.pool, settings.memory)
+        if _wants_setup(settings):
+            store.setup()
+        problem = _store_problem(settings, missing_tables(database.pool, STORE_TABLES))
+        if problem is None:
+            store.verify()  # a dimension mismatch is reported here, before any write
+            return store, _store_available(settings)
+    except Exception as exc:  # any failure to prepare storage means "no long-term memory"
+        problem = f"long-term memory unavailable: {_first_line(exc)}"
+    _report_store_problem(problem, settings)
+    return None, problem
+
+
+async def _aopen_store(settings: Settings, database: Database) -> tuple[Any, str]:
+    """Async twin of ``_open_store``."""
+    from store.postgres import STORE_TABLES, make_async_memory_store
+
+    try:
+        store = make_async_memory_store(database.pool, settings.memory)
+        if _wants_setup(settings):
+            await store.setup()
+        problem = _store_problem(settings, await amissing_tables(database.pool, STORE_TABLES))
+        if problem is None:
+            await store.averify()
+            return store, _store_available(settings)
+    except Exception as exc:
+        problem = f"long-term memory unavailable: {_first_line(exc)}"
+    _report_store_problem(problem, settings)
+    return None, problem
+
+
+def _store_available(settings: Settings) -> str:
+    memory = settings.memory
+    return (
+        f"long-term memory available: {memory.embeddings.describe()}, {memory.search_mode} search"
+    )
+
+
+def _memory_tools(settings: Settings) -> Any:
+    from store.tools import make_memory_tools
+
+    return make_memory_tools(settings.memory.dedup_threshold)
+
+
 def _run_guards(pool: Any) -> dict[str, Any]:
     """The ledger and the per-thread lock, on the same pool as the checkpointer."""
     return {"ledger": ToolCallLedger(pool), "thread_lock": ThreadLock(pool)}
@@ -169,11 +239,23 @@ def open_agent(
                 )
                 guards = _run_guards(database.pool)
         _report(status, settings)
+        store, store_status = (
+            _open_store(settings, database)
+            if status.available
+            else (None, "long-term memory unavailable: no database")
+        )
         graph = build_graph(
-            checkpointer=checkpointer, model=chat_model, tools=[*BASE_TOOLS, *tools], **guards
+            checkpointer=checkpointer,
+            store=store,
+            model=chat_model,
+            tools=[*BASE_TOOLS, *tools],
+            user_tools=_memory_tools(settings),
+            recall_limit=settings.memory.recall_limit,
+            **guards,
         )
         graph.memory_available = status.available
         graph.memory_status = status.message()
+        graph.long_term_memory_status = store_status
         yield graph
 
 
@@ -218,9 +300,21 @@ async def aopen_agent(
                 )
                 guards = _run_guards(database.pool)
         _report(status, settings)
+        store, store_status = (
+            await _aopen_store(settings, database)
+            if status.available
+            else (None, "long-term memory unavailable: no database")
+        )
         graph = build_graph(
-            checkpointer=checkpointer, model=chat_model, tools=[*BASE_TOOLS, *tools], **guards
+            checkpointer=checkpointer,
+            store=store,
+            model=chat_model,
+            tools=[*BASE_TOOLS, *tools],
+            user_tools=_memory_tools(settings),
+            recall_limit=settings.memory.recall_limit,
+            **guards,
         )
         graph.memory_available = status.available
         graph.memory_status = status.message()
+        graph.long_term_memory_status = store_status
         yield graph

@@ -28,11 +28,14 @@ from graph.validation import InvalidInput, validate_run
 from nodes import (
     call_model,
     call_model_sync,
+    recall_memories,
+    recall_memories_sync,
     review_tool_calls,
     review_tool_calls_sync,
     route_model_output,
     run_tools,
 )
+from nodes.recall_memories import DEFAULT_RECALL_LIMIT
 
 
 class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
@@ -59,6 +62,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
 
     memory_available: bool = False
     memory_status: str = "no checkpointer: runs are not saved"
+    long_term_memory_status: str = "no store: no long-term memory"
     thread_lock: ThreadLock | None = None
 
     def stream(
@@ -221,11 +225,14 @@ def build_graph(
     user_tools: Sequence[BaseTool] = (),
     ledger: ToolCallLedger | None = None,
     thread_lock: ThreadLock | None = None,
+    recall_limit: int = DEFAULT_RECALL_LIMIT,
 ) -> MemoryAgentGraph:
     """Compile the agent graph with any checkpointer and store (None: stateless).
 
-    ``tools`` are bound on every run; ``user_tools`` (the memory tools) only on
-    runs that have a user id and a store. ``model`` defaults to the offline model.
+    ``tools`` are bound on every run; ``user_tools`` (the memory tools,
+    ``store.tools.make_memory_tools()``) only on runs that have a user id and a store. ``model`` defaults to the
+    offline model. Each turn starts by recalling up to ``recall_limit`` of the
+    user's memories relevant to the latest message.
     ``ledger`` runs side-effecting tool calls at most once per call id;
     ``thread_lock`` allows one run at a time per thread (both on the shared pool).
     """
@@ -235,6 +242,12 @@ def build_graph(
         model = OfflineChatModel()
     all_tools = (*tools, *user_tools)
     builder = StateGraph(State, context_schema=Context)
+    builder.add_node(
+        "recall_memories",
+        RunnableCallable(
+            recall_memories_sync, recall_memories, name="recall_memories", limit=recall_limit
+        ),
+    )
     builder.add_node(
         "call_model",
         RunnableCallable(
@@ -258,7 +271,8 @@ def build_graph(
         destinations=("run_tools", "call_model"),
     )
     builder.add_node("run_tools", run_tools(all_tools, ledger))
-    builder.add_edge(START, "call_model")
+    builder.add_edge(START, "recall_memories")
+    builder.add_edge("recall_memories", "call_model")
     builder.add_conditional_edges("call_model", route_model_output, ["review_tool_calls", END])
     builder.add_edge("run_tools", "call_model")
     compiled = builder.compile(checkpointer=checkpointer, store=store, name="memory-agent")

@@ -1,4 +1,5 @@
-"""The ``memory-agent`` command line: chat, ask, threads, history, status, pending, resume, fork.
+"""The ``memory-agent`` command line: chat, ask, threads, history, status, pending, resume,
+fork, memories, forget-user.
 
 Imports are deferred to the command that needs them so that ``--help`` and
 argument errors are instant and ``ask`` starts in about a second. Every
@@ -86,6 +87,28 @@ def _parser() -> argparse.ArgumentParser:
         help="copy into this new thread (default: branch inside the same thread)",
     )
     fork.add_argument("--json", action="store_true", help="print JSON")
+
+    memories = commands.add_parser("memories", help="list, search or delete a user's memories")
+    actions = memories.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the user's memories, newest first")
+    searching = actions.add_parser("search", help="the user's memories most relevant to QUERY")
+    searching.add_argument("query", help="what to look for")
+    deleting = actions.add_parser("delete", help="delete one memory by key")
+    deleting.add_argument("key", help="the memory's key (see `memories list`)")
+    for action in (listing, searching, deleting):
+        action.add_argument("--user", required=True, help="whose memories")
+        action.add_argument("--json", action="store_true", help="print JSON")
+    for action in (listing, searching):
+        action.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+
+    forget = commands.add_parser(
+        "forget-user", help="delete all of a user's memories (and with --threads, their threads)"
+    )
+    forget.add_argument("user", help="the user id")
+    forget.add_argument(
+        "--threads", action="store_true", help="also delete every thread the user talked in"
+    )
+    forget.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -354,6 +377,83 @@ def command_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_store(graph: Any) -> Any:
+    if graph.store is None:
+        from graph.agent import MemoryUnavailableError
+
+        raise MemoryUnavailableError(graph.long_term_memory_status)
+    return graph.store
+
+
+def command_memories(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from store import memories
+
+    if getattr(args, "limit", 1) < 1:
+        return _fail("--limit must be at least 1", EXIT_BAD_INPUT)
+    if not args.user:
+        return _fail("--user must not be empty", EXIT_BAD_INPUT)
+    with open_agent() as graph:
+        store = _require_store(graph)
+        if args.action == "delete":
+            deleted = memories.delete_memory(store, args.user, args.key)
+            if args.json:
+                print(json.dumps({"user_id": args.user, "key": args.key, "deleted": deleted}))
+            elif deleted:
+                print(f"deleted memory {args.key}")
+            if not deleted:
+                return _fail(f"user {args.user!r} has no memory with key {args.key!r}", EXIT_FAILED)
+            return 0
+        if args.action == "search":
+            items = memories.search_memories(store, args.user, args.query, args.limit)
+        else:
+            items = memories.list_memories(store, args.user, args.limit)
+        if args.json:
+            rows = [
+                {
+                    "key": item.key,
+                    "content": item.value.get("content"),
+                    "score": item.score,
+                    "updated_at": str(item.updated_at),
+                }
+                for item in items
+            ]
+            print(json.dumps(rows, ensure_ascii=False))
+            return 0
+        if not items:
+            print(f"no memories for user {args.user!r}")
+        for line in memories.memory_lines(items):
+            print(line)
+    return 0
+
+
+def command_forget_user(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from store import memories
+
+    if not args.user:
+        return _fail("the user id must not be empty", EXIT_BAD_INPUT)
+    with open_agent() as graph:
+        store = _require_store(graph)
+        threads = memories.user_threads(store, args.user) if args.threads else []
+        for thread_id in threads:
+            graph.checkpointer.delete_thread(thread_id)  # type: ignore[union-attr]
+        if args.threads:
+            memories.forget_threads_record(store, args.user)
+        deleted = memories.forget_user(store, args.user)
+    if args.json:
+        payload = {"user_id": args.user, "memories_deleted": deleted}
+        if args.threads:
+            payload["threads_deleted"] = len(threads)
+        print(json.dumps(payload, ensure_ascii=False))
+    else:
+        done = f"deleted {deleted} memories"
+        if args.threads:
+            done += f" and {len(threads)} threads"
+        print(f"{done} of user {args.user!r}")
+    return 0
+
+
 def command_status(args: argparse.Namespace) -> int:
     from checkpointing import RUN_TABLES
     from database.health import target_health
@@ -449,6 +549,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "chat": command_chat,
     "threads": command_threads,
     "history": command_history,
+    "memories": command_memories,
+    "forget-user": command_forget_user,
     "status": command_status,
     "pending": command_pending,
     "resume": command_resume,

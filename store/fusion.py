@@ -6,29 +6,33 @@ ranker's scores are normalised per query (BM25 divided by the query's best
 BM25 score; cosine similarity min-max scaled over the candidates) and summed
 with weights, so a document that is a strong lexical match stays on top, and
 vector similarity decides among lexical near-ties and brings in memories that
-share no word with the query. Weights were chosen on the LoCoMo development
-split (bench/locomo.py prints the sweep).
+share no word with the query. The weights the store uses depend on the
+embedder (``store.postgres.default_fusion``); they were chosen on the LoCoMo
+development split (bench/locomo.py prints the sweep).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
+
+Item = TypeVar("Item", bound=Hashable)
 
 
 @dataclass(frozen=True)
 class FusionWeights:
     """How much each ranker counts in the hybrid score (both in [0, 1])."""
 
-    lexical: float = 0.6
-    vector: float = 0.4
+    lexical: float = 0.5
+    vector: float = 0.5
 
 
 def fuse_scores(
-    lexical: Mapping[Hashable, float],
-    vector: Mapping[Hashable, float],
+    lexical: Mapping[Item, float],
+    vector: Mapping[Item, float],
     weights: FusionWeights = FusionWeights(),
-) -> list[tuple[Hashable, float]]:
+) -> list[tuple[Item, float]]:
     """Return ``(id, hybrid score)`` best first for the union of both candidate sets.
 
     ``lexical`` maps ids to BM25 scores (absent = no lexical match);
@@ -39,7 +43,7 @@ def fuse_scores(
     low = min(vector.values(), default=0.0)
     high = max(vector.values(), default=0.0)
     spread = high - low
-    fused: dict[Hashable, float] = {}
+    fused: dict[Item, float] = {}
     for item in set(lexical) | set(vector):
         lexical_part = lexical.get(item, 0.0) / best_lexical if best_lexical > 0 else 0.0
         if item in vector:

@@ -16,11 +16,10 @@ from typing import Any
 
 from langgraph.store.base import BaseStore, SearchItem
 
-from store.namespace import user_namespace
+from store.config import DEFAULT_DEDUP_THRESHOLD
+from store.namespace import encode_user_id, user_namespace
 from store.postgres import AsyncMemoryStore, MemoryStore
 
-DEFAULT_DEDUP_THRESHOLD = 0.95
-"""Cosine similarity at or above which a new memory is taken as a restatement of an old one."""
 MAX_CONTENT_CHARACTERS = 4000
 
 
@@ -166,6 +165,59 @@ async def aforget_user(store: BaseStore, user_id: str) -> int:
     return deleted
 
 
+THREADS_ROOT = "user_threads"
+
+
+def _threads_namespace(user_id: str) -> tuple[str, str]:
+    # Kept apart from the memories so that searching memories never returns a thread.
+    return (THREADS_ROOT, encode_user_id(user_id))
+
+
+def record_thread(store: BaseStore, user_id: str, thread_id: str) -> None:
+    """Remember that ``user_id`` talked in ``thread_id`` (for ``forget-user --threads``)."""
+    namespace = _threads_namespace(user_id)
+    if store.get(namespace, thread_id) is None:
+        store.put(namespace, thread_id, {"thread_id": thread_id}, index=False)
+
+
+async def arecord_thread(store: BaseStore, user_id: str, thread_id: str) -> None:
+    """Async twin of ``record_thread``."""
+    namespace = _threads_namespace(user_id)
+    if await store.aget(namespace, thread_id) is None:
+        await store.aput(namespace, thread_id, {"thread_id": thread_id}, index=False)
+
+
+def user_threads(store: BaseStore, user_id: str) -> list[str]:
+    """Thread ids ``user_id`` has talked in (as recorded by ``record_thread``)."""
+    namespace = _threads_namespace(user_id)
+    threads: list[str] = []
+    while batch := store.search(namespace, limit=500, offset=len(threads)):
+        threads.extend(item.key for item in batch)
+    return threads
+
+
+def forget_threads_record(store: BaseStore, user_id: str) -> int:
+    """Delete the record of ``user_id``'s threads; return how many were listed."""
+    namespace = _threads_namespace(user_id)
+    if isinstance(store, MemoryStore):
+        return store.forget_namespace(namespace)
+    threads = user_threads(store, user_id)
+    for thread_id in threads:
+        store.delete(namespace, thread_id)
+    return len(threads)
+
+
+def memory_lines(items: list[SearchItem]) -> list[str]:
+    """One ``[key] content`` line per memory (content flattened to one line)."""
+    lines = []
+    for item in items:
+        content = (
+            item.value.get("content", item.value) if isinstance(item.value, dict) else item.value
+        )
+        lines.append(f"[{item.key}] {' '.join(str(content).split())}")
+    return lines
+
+
 def format_memories(items: list[SearchItem]) -> str:
-    """One line per memory, ``[key] content``: what the model sees."""
-    return "\n".join(f"[{item.key}] {item.value.get('content', item.value)}" for item in items)
+    """The memories as the model sees them: one ``[key] content`` line each."""
+    return "\n".join(memory_lines(items))

@@ -13,8 +13,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from langchain.tools import ToolRuntime
 from langchain_core.tools import BaseTool, StructuredTool
+
+# The same class `langchain.tools` re-exports; importing it from LangGraph spares
+# `memory-agent ask` the import of the whole `langchain` package.
+from langgraph.prebuilt import ToolRuntime
 from langgraph.store.base import BaseStore
 
 from database.errors import is_connection_error, is_missing_table
@@ -32,7 +35,7 @@ NO_USER = (
 UNAVAILABLE = "Long-term memory is unavailable right now. Answer without it and do not retry."
 
 
-def runtime_user_id(runtime: ToolRuntime) -> str | None:
+def runtime_user_id(runtime: ToolRuntime[Any, Any]) -> str | None:
     """The run's user id from the trusted run-time context (a Context object or a dict)."""
     context = runtime.context
     user_id = (
@@ -41,7 +44,7 @@ def runtime_user_id(runtime: ToolRuntime) -> str | None:
     return user_id or None
 
 
-def _scope(runtime: ToolRuntime) -> tuple[BaseStore, str] | str:
+def _scope(runtime: ToolRuntime[Any, Any]) -> tuple[BaseStore, str] | str:
     user_id = runtime_user_id(runtime)
     if runtime.store is None or user_id is None:
         return NO_USER
@@ -66,7 +69,7 @@ def make_memory_tools(
 ) -> list[BaseTool]:
     """The three memory tools; ``dedup_threshold`` is the save-time near-duplicate cut-off."""
 
-    def _run(runtime: ToolRuntime, action: Callable[[BaseStore, str], str]) -> str:
+    def _run(runtime: ToolRuntime[Any, Any], action: Callable[[BaseStore, str], str]) -> str:
         scope = _scope(runtime)
         if isinstance(scope, str):
             return scope
@@ -76,7 +79,7 @@ def make_memory_tools(
             return _failure(exc)
 
     async def _arun(
-        runtime: ToolRuntime, action: Callable[[BaseStore, str], Awaitable[str]]
+        runtime: ToolRuntime[Any, Any], action: Callable[[BaseStore, str], Awaitable[str]]
     ) -> str:
         scope = _scope(runtime)
         if isinstance(scope, str):
@@ -93,7 +96,7 @@ def make_memory_tools(
             return f"No memories match {query!r}."
         return memories.format_memories(items)
 
-    def search_memories(query: str, runtime: ToolRuntime, limit: int = 5) -> str:
+    def search_memories(query: str, runtime: ToolRuntime[Any, Any], limit: int = 5) -> str:
         """Search what you remember about the current user (facts, preferences, decisions).
 
         Args:
@@ -109,7 +112,7 @@ def make_memory_tools(
             ),
         )
 
-    async def asearch_memories(query: str, runtime: ToolRuntime, limit: int = 5) -> str:
+    async def asearch_memories(query: str, runtime: ToolRuntime[Any, Any], limit: int = 5) -> str:
         async def action(store: BaseStore, user: str) -> str:
             found = await memories.asearch_memories(store, user, query, _limit(limit))
             return _search_text(found, query)
@@ -127,7 +130,7 @@ def make_memory_tools(
             return f"Not saved: {exc}. Pass one short fact as content, e.g. 'prefers green tea'."
         return None
 
-    def save_memory(content: str, runtime: ToolRuntime, key: str | None = None) -> str:
+    def save_memory(content: str, runtime: ToolRuntime[Any, Any], key: str | None = None) -> str:
         """Remember a fact about the current user for future conversations.
 
         Args:
@@ -150,7 +153,9 @@ def make_memory_tools(
 
         return _run(runtime, action)
 
-    async def asave_memory(content: str, runtime: ToolRuntime, key: str | None = None) -> str:
+    async def asave_memory(
+        content: str, runtime: ToolRuntime[Any, Any], key: str | None = None
+    ) -> str:
         async def action(store: BaseStore, user: str) -> str:
             try:
                 saved = await memories.asave_memory(
@@ -171,7 +176,7 @@ def make_memory_tools(
             return f"Deleted memory {key}."
         return f"No memory has key {key!r}. Call search_memories to find the key, then try again."
 
-    def delete_memory(key: str, runtime: ToolRuntime) -> str:
+    def delete_memory(key: str, runtime: ToolRuntime[Any, Any]) -> str:
         """Delete one memory of the current user.
 
         Args:
@@ -182,7 +187,7 @@ def make_memory_tools(
             lambda store, user: _deleted_text(memories.delete_memory(store, user, key), key),
         )
 
-    async def adelete_memory(key: str, runtime: ToolRuntime) -> str:
+    async def adelete_memory(key: str, runtime: ToolRuntime[Any, Any]) -> str:
         async def action(store: BaseStore, user: str) -> str:
             return _deleted_text(await memories.adelete_memory(store, user, key), key)
 
@@ -191,7 +196,13 @@ def make_memory_tools(
     return [
         StructuredTool.from_function(func=search_memories, coroutine=asearch_memories),
         StructuredTool.from_function(func=save_memory, coroutine=asave_memory),
-        StructuredTool.from_function(func=delete_memory, coroutine=adelete_memory),
+        # Deleting is destructive: the graph's approval gate pauses for a human
+        # (graph.tool_markers also knows the name, so approval fails closed).
+        StructuredTool.from_function(
+            func=delete_memory,
+            coroutine=adelete_memory,
+            metadata={"requires_approval": True},
+        ),
     ]
 
 

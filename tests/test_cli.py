@@ -137,18 +137,18 @@ def test_threads_and_history(ready_env: dict[str, str]) -> None:
     listing = cli(["threads", "--json"], ready_env)
     threads = json.loads(listing.stdout)
     assert [t["thread_id"] for t in threads] == ["newer", "older"]
-    # input, model, review (approval gate), tools, model + the empty start
-    assert threads[0]["checkpoints"] == 6
+    # the empty start, input, recall, model, review (approval gate), tools, model
+    assert threads[0]["checkpoints"] == 7
 
     history = cli(["history", "newer", "--json"], ready_env)
     rows = json.loads(history.stdout)
-    assert [row["step"] for row in rows] == [4, 3, 2, 1, 0, -1]  # newest first
+    assert [row["step"] for row in rows] == [5, 4, 3, 2, 1, 0, -1]  # newest first
     assert rows[0]["last"].startswith("AIMessage: It is ")
     assert rows[1]["last"].startswith("ToolMessage: ")
     assert rows[2]["last"].startswith("AIMessage: ")  # the tool call itself
 
     text = cli(["history", "newer"], ready_env)
-    assert text.returncode == 0 and "step   3" in text.stdout
+    assert text.returncode == 0 and "step   5" in text.stdout
     missing = cli(["history", "no-such-thread"], ready_env)
     assert missing.returncode == 1
     assert (

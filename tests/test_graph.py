@@ -67,7 +67,13 @@ def test_stream_yields_each_step(graph: MemoryAgentGraph) -> None:
         next(iter(chunk))
         for chunk in graph.stream({"messages": [("user", "what time is it?")]}, config("s"))
     ]
-    assert steps == ["call_model", "review_tool_calls", "run_tools", "call_model"]
+    assert steps == [
+        "recall_memories",
+        "call_model",
+        "review_tool_calls",
+        "run_tools",
+        "call_model",
+    ]
 
 
 async def test_async_graph_on_async_pool(database_url: str) -> None:
