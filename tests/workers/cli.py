@@ -19,7 +19,8 @@ _open_agent = graph.agent.open_agent
 
 
 def _open_agent_with_test_tools(*args: Any, **kwargs: Any) -> Any:
-    return _open_agent(*args, model=ScriptedModel(), tools=scripted_tools(), **kwargs)
+    kwargs["model"] = ScriptedModel()  # whatever model the command chose
+    return _open_agent(*args, tools=scripted_tools(), **kwargs)
 
 
 if __name__ == "__main__":
