@@ -19,6 +19,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from database.checks import PoolRef, async_draining_check, draining_check
 from database.embedded import EmbeddedPostgres
 from database.errors import DatabaseUnavailable
 from database.targets import DatabaseTarget, EmbeddedTarget, LakebaseTarget, UrlTarget
@@ -130,6 +131,7 @@ def open_database(
     try:
         _probe(url, target)
         schema = target.schema if isinstance(target, UrlTarget) else None
+        ref = PoolRef()
         pool: ConnectionPool[Any] = ConnectionPool(
             url,
             kwargs=CONNECTION_KWARGS,
@@ -137,11 +139,12 @@ def open_database(
             max_size=max_size,
             max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
             max_idle=MAX_IDLE_SECONDS,
-            check=ConnectionPool.check_connection,
+            check=draining_check(ref),
             configure=_search_path_configure(schema),
             name="memory-agent",
             open=True,
         )
+        ref.pool = pool
         try:
             yield Database(target=target, pool=pool, url=url, schema=schema, embedded=embedded)
         finally:
@@ -175,6 +178,7 @@ async def aopen_database(
     try:
         await asyncio.to_thread(_probe, url, target)
         schema = target.schema if isinstance(target, UrlTarget) else None
+        aref = PoolRef()
         apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
             kwargs=CONNECTION_KWARGS,
@@ -182,11 +186,12 @@ async def aopen_database(
             max_size=max_size,
             max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
             max_idle=MAX_IDLE_SECONDS,
-            check=AsyncConnectionPool.check_connection,
+            check=async_draining_check(aref),
             configure=_async_search_path_configure(schema),
             name="memory-agent",
             open=False,
         )
+        aref.pool = apool
         await apool.open()
         try:
             yield Database(target=target, pool=apool, url=url, schema=schema, embedded=embedded)

@@ -21,7 +21,8 @@ Where we go beyond it, and why:
   ``database`` argument (it always uses databricks_postgres); we build the
   connection string ourselves, with libpq quoting (user names are e-mail
   addresses or UUIDs, and a space or quote would break the bridge's f-string).
-- **Connections are checked before use, recycled before the token expires,
+- **Connections are checked before use (the first dead one drains the pool:
+  ``database.checks``), recycled before the token expires,
   and time out when connecting** (``connect_timeout``; libpq waits forever
   by default, which would pin a pool worker on a black-holed host), and no
   server-side prepared statements (a transaction-mode pooler in front of
@@ -218,17 +219,19 @@ def _create(
     max_size: int,
     max_lifetime: float | None,
 ) -> Any:
-    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+    from database.checks import PoolRef, async_draining_check, draining_check
 
     client = _workspace_client(workspace_client)
-    pool_type = AsyncConnectionPool if asynchronous else ConnectionPool
-    return _pool_class(asynchronous)(
+    ref = PoolRef()
+    lakebase = _pool_class(asynchronous)(
         workspace_client=client,
         database=target.database,
-        check=pool_type.check_connection,
+        check=async_draining_check(ref) if asynchronous else draining_check(ref),
         **_target_kwargs(target, client),
         **_pool_kwargs(min_size, max_size, max_lifetime),
     )
+    ref.pool = lakebase.pool
+    return lakebase
 
 
 def create_lakebase_pool(

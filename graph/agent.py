@@ -147,15 +147,19 @@ def open_agent(
             )
         else:
             try:
-                if _wants_setup(settings):
+                # On a managed database a role granted only what the agent needs cannot
+                # run CREATE TABLE IF NOT EXISTS even for tables that exist, so
+                # AUTO_SETUP acts only when something is missing.
+                if _wants_setup(settings) and (
+                    settings.is_embedded or missing_tables(database.pool, RUN_TABLES)
+                ):
                     setup_checkpoint_tables(database.pool)
                     setup_tool_ledger(database.pool)
                 status = _status_for_tables(
                     settings, database, missing_tables(database.pool, RUN_TABLES)
                 )
-            except (
-                Exception
-            ) as exc:  # any failure to prepare storage means "no memory", reported once
+            # Any failure to prepare storage means "no memory", reported once.
+            except Exception as exc:
                 status = MemoryStatus(
                     False, database.describe(), _first_line(exc), _fix_for_unreachable(settings)
                 )
@@ -197,7 +201,9 @@ async def aopen_agent(
             )
         else:
             try:
-                if _wants_setup(settings):
+                if _wants_setup(settings) and (
+                    settings.is_embedded or await amissing_tables(database.pool, RUN_TABLES)
+                ):
                     await asetup_checkpoint_tables(database.pool)
                     await asetup_tool_ledger(database.pool)
                 missing = await amissing_tables(database.pool, RUN_TABLES)

@@ -568,6 +568,8 @@ class FakeLakebase:
         self.front_door = TlsFrontDoor(self.host, self.postgres.socket_path, cert, key)
         self.rotations = 0
         self.restarts = 0
+        self.restart_seconds: list[float] = []
+        """How long each restart kept Postgres away (stop, down time, start)."""
 
     @property
     def user_name(self) -> str:
@@ -628,8 +630,10 @@ class FakeLakebase:
         return token
 
     def restart_postgres(self, down_seconds: float = 1.0) -> None:
+        started = time.monotonic()
         self.postgres.restart(down_seconds)
         self.restarts += 1
+        self.restart_seconds.append(time.monotonic() - started)
 
     def workspace_client(self) -> Any:
         return self.stand_in.workspace_client()

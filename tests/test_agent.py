@@ -151,3 +151,42 @@ def test_lakebase_from_env_goes_through_lakebase_pool(
         answer(graph, "My name is Ada.")
         assert answer(graph, "What is my name?") == "Your name is Ada."
     assert workspace.minted >= 1  # credentials came from the workspace, not from a URL
+
+
+def test_auto_setup_with_a_dml_only_role_on_a_set_up_database(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    from psycopg import sql
+
+    from checkpointing import RUN_TABLES
+    from setup_lakebase import main as setup_main
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert setup_main([]) == 0  # the operator sets up as the owner
+    role = f"app_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+        for table in RUN_TABLES:
+            conn.execute(
+                sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
+                    sql.Identifier(table), sql.Identifier(role)
+                )
+            )
+    try:
+        params = conninfo_to_dict(database_url)
+        params["user"] = role
+        from psycopg.conninfo import make_conninfo
+
+        monkeypatch.setenv("DATABASE_URL", make_conninfo("", **params))
+        monkeypatch.setenv("AUTO_SETUP", "1")  # must not try DDL the role cannot run
+        with open_agent() as graph:
+            assert graph.memory_available, graph.memory_status
+            answer(graph, "My name is Ada.")
+            assert answer(graph, "What is my name?") == "Your name is Ada."
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

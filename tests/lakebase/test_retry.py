@@ -7,6 +7,8 @@ a fresh connection and be counted.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from langgraph.checkpoint.base import empty_checkpoint
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -17,6 +19,7 @@ from checkpointing import (
     asetup_checkpoint_tables,
     setup_checkpoint_tables,
 )
+from database.checks import PoolRef, draining_check
 from database.connect import CONNECTION_KWARGS
 from store.embeddings import HashEmbeddings
 from store.postgres import AsyncMemoryStore, MemoryStore
@@ -74,3 +77,32 @@ async def test_async_saver_and_store_replay_after_a_dropped_connection(database_
         assert store.retry_stats.retries == 1
         assert await saver.aget_tuple(saved) is not None
         assert (await store.aget(("user_memories", "ada"), "k")).value == {"content": "likes tea"}
+
+
+def _pool(database_url: str, check: Any) -> ConnectionPool[Any]:
+    return ConnectionPool(
+        database_url, kwargs=CONNECTION_KWARGS, min_size=4, max_size=4, check=check, open=True
+    )
+
+
+def test_first_dead_connection_drains_the_pool(database_url: str) -> None:
+    """After a restart every idle connection is dead: one is found, all are replaced.
+
+    psycopg_pool's own check finds them one at a time, sleeping 0, 1, 2 s
+    between them; the draining check meets one and closes the rest at once.
+    """
+    ref = PoolRef()
+    with _pool(database_url, draining_check(ref)) as draining:
+        ref.pool = draining
+        draining.wait()
+        assert _drop_other_sessions(database_url) == 4
+        with draining.connection() as conn:
+            conn.execute("SELECT 1")
+        assert draining.get_stats().get("connections_lost", 0) == 1
+
+    with _pool(database_url, ConnectionPool.check_connection) as stock:
+        stock.wait()
+        assert _drop_other_sessions(database_url) == 4
+        with stock.connection() as conn:
+            conn.execute("SELECT 1")
+        assert stock.get_stats().get("connections_lost", 0) == 4

@@ -8,6 +8,7 @@ Then we connect *as that role* and check what it can and cannot do.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -279,3 +280,31 @@ def test_plain_postgres_skips_lakebase_steps_and_says_so(
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_status_command_on_lakebase_in_a_real_process(
+    fake_lakebase: FakeLakebase, tmp_path: Path
+) -> None:
+    database = _new_database(fake_lakebase)
+    env = _env(fake_lakebase, database, tmp_path)
+
+    def status() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "graph.cli", "status", "--json"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    before = status()
+    assert before.returncode == 1, before.stderr
+    assert json.loads(before.stdout)["backend"] == "lakebase"
+    assert _setup(["--embedding-dims", str(DIMS)], env).returncode == 0
+    after = status()
+    assert after.returncode == 0, after.stderr
+    report = json.loads(after.stdout)
+    assert report["memory_available"] and report["connected"]
+    assert report["credentials"]["minted"] >= 1
+    assert report["optional_missing"] == []

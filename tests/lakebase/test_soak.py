@@ -156,21 +156,38 @@ def faults(fake: FakeLakebase, stop: threading.Event, seconds: float, rotations:
             fake.restart_postgres(down_seconds=1.0)
 
 
-def read_back_lost(saver: Any, store: Any, acknowledged: list[Acknowledged]) -> list[Acknowledged]:
+def find_lost(
+    checkpoints: dict[str, dict[str, Any]],
+    memories: dict[tuple[tuple[str, ...], str], Any],
+    acknowledged: list[Acknowledged],
+) -> list[Acknowledged]:
+    """Acknowledged requests whose checkpoint (with its value) or memory is missing."""
     lost = []
     for ack in acknowledged:
-        config = {
-            "configurable": {
-                "thread_id": ack.thread_id,
-                "checkpoint_ns": "",
-                "checkpoint_id": ack.checkpoint_id,
-            }
-        }
-        saved = saver.get_tuple(config)
-        item = store.get(ack.namespace, ack.key)
-        if saved is None or item is None or item.value != ack.value:
+        values = checkpoints.get(ack.thread_id, {}).get(ack.checkpoint_id)
+        if values is None or memories.get((ack.namespace, ack.key)) != ack.value:
             lost.append(ack)
     return lost
+
+
+def read_back_lost(
+    saver: MemoryAgentSaver, store: MemoryStore, acknowledged: list[Acknowledged]
+) -> list[Acknowledged]:
+    """Read every thread's checkpoints and every user's memories through the agent's
+    own classes (one listing per thread and per user), then look for each ack."""
+    checkpoints: dict[str, dict[str, Any]] = {}
+    for thread_id in {ack.thread_id for ack in acknowledged}:
+        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        checkpoints[thread_id] = {
+            saved.checkpoint["id"]: saved.checkpoint["channel_values"].get("messages")
+            for saved in saver.list(config)
+        }
+    memories = {
+        (tuple(item.namespace), item.key): item.value
+        for namespace in {ack.namespace for ack in acknowledged}
+        for item in store.search(namespace, limit=1_000_000)
+    }
+    return find_lost(checkpoints, memories, acknowledged)
 
 
 @pytest.mark.slow
@@ -226,7 +243,8 @@ def test_no_acknowledged_write_is_lost_under_rotation_and_restarts(
             f"failures={figures.failures} retries={figures.retries} "
             f"longest_stall={figures.longest_stall:.2f}s lost={len(lost)} "
             f"token_rotations={fake_lakebase.rotations} postgres_restarts={fake_lakebase.restarts} "
-            f"tokens_minted={credentials.minted} tokens_refused={credentials.refused}"
+            f"tokens_minted={credentials.minted} tokens_refused={credentials.refused} "
+            f"restart_durations={[round(x, 1) for x in fake_lakebase.restart_seconds]}s"
         )
     assert fake_lakebase.rotations >= ROTATIONS and fake_lakebase.restarts >= 2
     assert figures.errors == [] and figures.failures == 0 and operation_failures == 0

@@ -28,6 +28,7 @@ from tests.lakebase.test_soak import (
     Acknowledged,
     Figures,
     faults,
+    find_lost,
     payload,
 )
 from tests.lakebase_harness import FakeLakebase
@@ -101,18 +102,18 @@ async def test_async_agent_memory_survives_rotation_and_restarts(
             await asyncio.gather(*workers)
             await asyncio.to_thread(fault_thread.join, 120)
 
-        lost = []
-        for ack in acknowledged:
-            config = {
-                "configurable": {
-                    "thread_id": ack.thread_id,
-                    "checkpoint_ns": "",
-                    "checkpoint_id": ack.checkpoint_id,
-                }
+        checkpoints: dict[str, dict[str, Any]] = {}
+        for thread_id in {ack.thread_id for ack in acknowledged}:
+            config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+            checkpoints[thread_id] = {
+                saved.checkpoint["id"]: saved.checkpoint["channel_values"].get("messages")
+                async for saved in saver.alist(config)
             }
-            item = await store.aget(ack.namespace, ack.key)
-            if await saver.aget_tuple(config) is None or item is None or item.value != ack.value:
-                lost.append(ack)
+        memories = {}
+        for namespace in {ack.namespace for ack in acknowledged}:
+            for item in await store.asearch(namespace, limit=1_000_000):
+                memories[(tuple(item.namespace), item.key)] = item.value
+        lost = find_lost(checkpoints, memories, acknowledged)
         credentials = pool.lakebase.credential_stats
         figures.retries = saver.retry_stats.retries + store.retry_stats.retries
     finally:
