@@ -178,12 +178,25 @@ def create_app(
 
     @app.get("/memory/status")
     async def memory_status() -> Mapping[str, Any]:
+        """Whether memory works now: the start-up verdict plus a live check of the pool."""
         graph = _agent().graph
-        return {
+        body: dict[str, Any] = {
             "memory_available": bool(graph.memory_available),
             "status": graph.memory_status,
             "deployed": settings.serving.deployed,
         }
+        pool = getattr(graph.checkpointer, "conn", None)
+        if pool is not None and hasattr(pool, "get_stats"):
+            from checkpointing import RUN_TABLES
+            from database import Database
+            from database.health import acheck_health
+
+            health = await acheck_health(
+                Database(target=settings.database, pool=pool), required=RUN_TABLES
+            )
+            body["memory_available"] = health.memory_available
+            body["health"] = health.as_dict()
+        return body
 
     return app
 

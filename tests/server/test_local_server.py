@@ -277,3 +277,14 @@ def test_the_openai_stream_helper_works_with_tool_calls(server: RunningServer) -
         "message",
     ]
     assert final.output_text.startswith("It is ")
+
+
+def test_memory_status_checks_the_pool_live(server: RunningServer) -> None:
+    import httpx
+
+    status = httpx.get(f"{server.base_url}/memory/status", timeout=30).json()
+    assert status["memory_available"] is True
+    assert status["deployed"] is False
+    assert status["health"]["connected"] is True
+    assert status["health"]["tables_missing"] == []
+    assert status["health"]["pool"]["pool_size"] >= 1
