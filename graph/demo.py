@@ -58,7 +58,7 @@ def show_thread_memory(run_id: str) -> None:
 
 
 def show_fallback(admin_url: str, run_id: str) -> None:
-    _say("4. Without tables the agent still answers, statelessly, and says how to fix it")
+    _say("7. Without tables the agent still answers, statelessly, and says how to fix it")
     scratch = f"demo_scratch_{run_id.replace('-', '_')}"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
@@ -72,7 +72,34 @@ def show_fallback(admin_url: str, run_id: str) -> None:
             )
 
 
-STEPS: list[Callable[..., None]] = [show_thread_memory]
+def show_long_term_memory(run_id: str) -> None:
+    user, other = f"ada-{run_id}", f"bob-{run_id}"
+    _say("5. Long-term memory: saved in one thread, recalled in another, only for that user")
+    _run(
+        [
+            "ask",
+            "Remember that my favourite tea is oolong.",
+            "--thread",
+            f"lt-{run_id}-1",
+            "--user",
+            user,
+        ]
+    )
+    _run(["ask", "What do you know about me?", "--thread", f"lt-{run_id}-2", "--user", user])
+    _run(["ask", "What do you know about me?", "--thread", f"lt-{run_id}-3", "--user", other])
+    _run(["memories", "list", "--user", user])
+
+
+def show_approval(run_id: str) -> None:
+    user, thread = f"ada-{run_id}", f"approve-{run_id}"
+    _say("6. Deleting a memory pauses for approval; another process resumes it")
+    _run(["ask", "Forget that my favourite tea is oolong.", "--thread", thread, "--user", user])
+    _run(["pending"])
+    _run(["resume", thread, "--approve"])
+    _run(["memories", "list", "--user", user])
+
+
+STEPS: list[Callable[..., None]] = [show_thread_memory, show_long_term_memory, show_approval]
 
 
 def main() -> int:

@@ -220,6 +220,8 @@ def _answer_from_tool_results(messages: Sequence[BaseMessage]) -> str:
             lines.append(f"I couldn't complete {result.name}: {content}")
         elif result.name == "get_current_time":
             lines.append(f"It is {content} (UTC).")
+        elif result.name == "search_memories" and content.startswith("No memories"):
+            lines.append("I don't have any saved memories about you yet.")
         elif result.name == "search_memories":
             lines.append(f"Here is what I remember about you: {content}")
         else:
