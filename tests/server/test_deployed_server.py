@@ -120,3 +120,22 @@ def test_a_thread_answers_only_its_user(deployed_server: RunningServer) -> None:
     assert "belongs to another user" in str(caught.value)
     mine = alice.responses.create(input="what is my secret?", model="agent", extra_body=thread)
     assert "tulip" in mine.output_text
+
+
+def test_long_term_memory_follows_the_forwarded_user_only(
+    deployed_server: RunningServer,
+) -> None:
+    alice = deployed_server.client({"X-Forwarded-Email": "alice@example.com"})
+    bob = deployed_server.client({"X-Forwarded-Email": "bob@example.com"})
+    saved = alice.responses.create(input="remember that my employer is Databricks", model="agent")
+    assert any(item.type == "function_call" and item.name == "save_memory" for item in saved.output)
+    # A new thread of Alice's knows it; Bob, even claiming to be Alice in the body, does not.
+    recalled = alice.responses.create(input="what do you know about me?", model="agent")
+    assert "Databricks" in recalled.output_text
+    claimed = bob.responses.create(
+        input="what do you know about me?",
+        model="agent",
+        extra_body={"custom_inputs": {"user_id": "alice@example.com"}},
+    )
+    assert claimed.custom_outputs["user_id"] == "bob@example.com"
+    assert "Databricks" not in claimed.output_text
