@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -90,21 +91,30 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPost
     server.stop()
 
 
-@pytest.fixture
-def database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
-    """URL of a fresh, empty database (vector extension installed), dropped after the test."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    admin = pg_server.admin_url()
+@contextmanager
+def fresh_database(server: EmbeddedPostgres, prefix: str = "test") -> Iterator[str]:
+    """Create an empty database (pgvector installed) on ``server``; drop it on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    admin = server.admin_url()
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = with_database(admin, name)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
+    """URL of a fresh, empty database (vector extension installed), dropped after the test."""
+    with fresh_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

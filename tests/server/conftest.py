@@ -12,20 +12,16 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from openai import OpenAI
-from psycopg import sql
 
 from database.embedded import EmbeddedPostgres
-from database.targets import with_database
-from tests.conftest import AGENT_ENV_VARS
+from tests.conftest import AGENT_ENV_VARS, fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 180
@@ -109,18 +105,8 @@ def stop_server(server: RunningServer) -> None:
 @pytest.fixture(scope="module")
 def module_database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
     """A fresh database (pgvector installed) shared by one module's server, dropped after."""
-    name = f"test_server_{uuid.uuid4().hex[:12]}"
-    admin = pg_server.admin_url()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = with_database(admin, name)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    with fresh_database(pg_server, prefix="test_server") as url:
+        yield url
 
 
 def server_command(*extra: str) -> list[str]:
