@@ -290,7 +290,7 @@ def command_threads(args: argparse.Namespace) -> int:
         return _fail("--limit must be at least 1", EXIT_BAD_INPUT)
     with _open_for_browsing() as graph:
         _require_memory(graph)
-        threads = recent_threads(graph.checkpointer.conn, args.limit)  # type: ignore[union-attr]
+        threads = recent_threads(graph.checkpointer.conn, args.limit)
         if args.json:
             print(json.dumps([t.__dict__ for t in threads], ensure_ascii=False))
             return 0
