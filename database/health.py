@@ -70,7 +70,12 @@ class Health:
                 )
         out.append(f"memory:    {'available' if self.memory_available else 'unavailable'}")
         if self.memory_available is False and self.connected and self.tables_missing:
-            out.append("fix:       run `python setup_lakebase.py`")
+            if self.backend == "embedded":  # it creates its tables on its first run
+                out.append(
+                    "fix:       none needed: the first `memory-agent ask` or `chat` creates them"
+                )
+            else:
+                out.append("fix:       run `python setup_lakebase.py`")
         return out
 
 
