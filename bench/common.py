@@ -14,6 +14,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from database.targets import with_database
+
 RESULTS_DIRECTORY = Path(__file__).resolve().parent / "results"
 
 
@@ -40,7 +42,7 @@ def bench_database(url: str | None = None) -> Iterator[str]:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        database_url = _with_database(url, name)
+        database_url = with_database(url, name)
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         try:
@@ -53,14 +55,6 @@ def bench_database(url: str | None = None) -> Iterator[str]:
     finally:
         if server is not None:
             server.stop()
-
-
-def _with_database(url: str, database: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    params = conninfo_to_dict(url)
-    params["dbname"] = database
-    return make_conninfo(**params)
 
 
 def percentile(values: list[float], fraction: float) -> float:

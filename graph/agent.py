@@ -187,6 +187,35 @@ def _run_guards(pool: Any) -> dict[str, Any]:
     return {"ledger": ToolCallLedger(pool), "thread_lock": ThreadLock(pool)}
 
 
+NO_DATABASE_FOR_STORE = "long-term memory unavailable: no database"
+
+
+def _compile(
+    settings: Settings,
+    chat_model: BaseChatModel,
+    tools: Sequence[BaseTool],
+    status: MemoryStatus,
+    checkpointer: Any,
+    store: Any,
+    store_status: str,
+    guards: dict[str, Any],
+) -> MemoryAgentGraph:
+    """Compile the graph on what was opened and label it with the memory status."""
+    graph = build_graph(
+        checkpointer=checkpointer,
+        store=store,
+        model=chat_model,
+        tools=[*BASE_TOOLS, *tools],
+        user_tools=_memory_tools(settings),
+        recall_limit=settings.memory.recall_limit,
+        **guards,
+    )
+    graph.memory_available = status.available
+    graph.memory_status = status.message()
+    graph.long_term_memory_status = store_status
+    return graph
+
+
 @contextmanager
 def open_agent(
     settings: Settings | None = None,
@@ -240,23 +269,11 @@ def open_agent(
                 guards = _run_guards(database.pool)
         _report(status, settings)
         store, store_status = (
-            _open_store(settings, database)
-            if status.available
-            else (None, "long-term memory unavailable: no database")
+            _open_store(settings, database) if status.available else (None, NO_DATABASE_FOR_STORE)
         )
-        graph = build_graph(
-            checkpointer=checkpointer,
-            store=store,
-            model=chat_model,
-            tools=[*BASE_TOOLS, *tools],
-            user_tools=_memory_tools(settings),
-            recall_limit=settings.memory.recall_limit,
-            **guards,
+        yield _compile(
+            settings, chat_model, tools, status, checkpointer, store, store_status, guards
         )
-        graph.memory_available = status.available
-        graph.memory_status = status.message()
-        graph.long_term_memory_status = store_status
-        yield graph
 
 
 @asynccontextmanager
@@ -303,18 +320,8 @@ async def aopen_agent(
         store, store_status = (
             await _aopen_store(settings, database)
             if status.available
-            else (None, "long-term memory unavailable: no database")
+            else (None, NO_DATABASE_FOR_STORE)
         )
-        graph = build_graph(
-            checkpointer=checkpointer,
-            store=store,
-            model=chat_model,
-            tools=[*BASE_TOOLS, *tools],
-            user_tools=_memory_tools(settings),
-            recall_limit=settings.memory.recall_limit,
-            **guards,
+        yield _compile(
+            settings, chat_model, tools, status, checkpointer, store, store_status, guards
         )
-        graph.memory_available = status.available
-        graph.memory_status = status.message()
-        graph.long_term_memory_status = store_status
-        yield graph
