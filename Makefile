@@ -33,7 +33,7 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --universal --extra dev --python-version 3.11 --no-annotate --no-header -o requirements.lock
 
 demo: $(STAMP)
-	$(BIN)/python -m graph.demo
+	$(BIN)/python -m cli.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -45,10 +45,10 @@ bench-large: $(STAMP)
 	$(BIN)/python -m bench --large
 
 serve: $(STAMP)
-	$(BIN)/python -m graph.server
+	$(BIN)/python -m serving.server
 
 eval: $(STAMP)
-	$(BIN)/python -m graph.evaluate
+	$(BIN)/python -m evaluation.evaluate
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

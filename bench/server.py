@@ -1,6 +1,6 @@
 """Benchmark the HTTP server: start-up, request latency, history resends, tracing cost.
 
-``python -m bench.server`` starts ``python -m graph.server`` twice (with and
+``python -m bench.server`` starts ``python -m serving.server`` twice (with and
 without MLflow tracing) on the embedded database with the offline model, in a
 temporary MEMORY_AGENT_HOME, and prints medians of repeated requests made with
 the OpenAI client. Figures, not assertions: compare the columns side by side.
@@ -37,7 +37,7 @@ def _start(home: Path, tracing: bool) -> tuple[subprocess.Popen[bytes], str, flo
     env.update(MEMORY_AGENT_HOME=str(home), AGENT_MODEL="offline", PYTHONPATH=str(REPO))
     env.pop("DATABRICKS_APP_NAME", None)
     env.pop("MLFLOW_TRACKING_URI", None)
-    command = [sys.executable, "-m", "graph.server", "--port", str(port)]
+    command = [sys.executable, "-m", "serving.server", "--port", str(port)]
     if not tracing:
         command.append("--no-tracing")
     started = time.perf_counter()

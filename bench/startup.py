@@ -47,7 +47,7 @@ def run() -> dict[str, Any]:
         k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "LAKEBASE_", "PG"))
     }
     env.update({"MEMORY_AGENT_HOME": home, "AGENT_MODEL": "offline"})
-    ask = [sys.executable, "-m", "graph.cli", "ask", "What is my name?", "--thread", "bench"]
+    ask = [sys.executable, "-m", "cli.main", "ask", "What is my name?", "--thread", "bench"]
     first = _wall_time(ask, env)  # initdb + first start + table setup
     cold_server = [_wall_time(ask, env) for _ in range(REPEATS)]
 

@@ -1,4 +1,4 @@
-"""State, run-time context, settings, model selection, graph wiring, and the CLI.
+"""State, run-time context, settings, model selection and graph wiring: the agent itself.
 
 Public API::
 

@@ -58,7 +58,7 @@ async def test_async_health_on_postgres(database_url: str) -> None:
 def test_status_command_in_a_real_process(subprocess_env: dict[str, str]) -> None:
     def status(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "graph.cli", "status", *args],
+            [sys.executable, "-m", "cli.main", "status", *args],
             env=subprocess_env,
             cwd=ROOT,
             capture_output=True,

@@ -290,7 +290,7 @@ def test_status_command_on_lakebase_in_a_real_process(
 
     def status() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "graph.cli", "status", "--json"],
+            [sys.executable, "-m", "cli.main", "status", "--json"],
             env=env,
             cwd=ROOT,
             capture_output=True,

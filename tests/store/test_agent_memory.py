@@ -131,7 +131,7 @@ def test_a_different_embedding_dimension_leaves_memory_off_and_data_alone(
 
 def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "graph.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 import graph.agent
-from graph.cli import main
+from cli.main import main
 from tests.workers.kit import ScriptedModel, scripted_tools
 
 _open_agent = graph.agent.open_agent

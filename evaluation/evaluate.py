@@ -134,8 +134,8 @@ def run_evaluation(settings: Settings | None = None) -> Any:
     import mlflow
 
     from graph.agent import open_agent
-    from graph.responses import MemoryResponsesAgent
-    from graph.tracing import configure_tracing
+    from serving.responses import MemoryResponsesAgent
+    from serving.tracing import configure_tracing
 
     settings = settings or Settings.from_env()
     configure_tracing(settings)
@@ -157,7 +157,7 @@ def run_evaluation(settings: Settings | None = None) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the evaluation and print one line per metric; exit 1 if any case failed."""
     argparse.ArgumentParser(
-        prog="python -m graph.evaluate",
+        prog="python -m evaluation.evaluate",
         description="Evaluate the agent's memory with mlflow.genai.evaluate.",
     ).parse_args(argv)
     settings = Settings.from_env()
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _tracking_location(settings: Settings) -> str:
-    from graph.tracing import local_tracking_uri
+    from serving.tracing import local_tracking_uri
 
     uri = settings.serving.mlflow_tracking_uri or local_tracking_uri(settings)
     return f"{uri} (view: mlflow ui --backend-store-uri {uri})"

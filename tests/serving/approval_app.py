@@ -5,7 +5,7 @@ review step pauses every call to it with ``interrupt()`` and resumes on the
 human's approve / reject / edit, exactly as for the product's sensitive tools.
 It is named like the memory tool because the offline model calls that for
 "remember that ...". Run it with
-``uvicorn --factory tests.server.approval_app:create_test_app``; it serves the
+``uvicorn --factory tests.serving.approval_app:create_test_app``; it serves the
 database in DATABASE_URL with the real server code.
 """
 
@@ -27,9 +27,9 @@ from checkpointing import (
 )
 from database import aopen_database
 from graph.builder import build_graph
-from graph.server import create_app
 from graph.settings import Settings
 from graph.tools import BASE_TOOLS
+from serving.server import create_app
 
 
 @tool

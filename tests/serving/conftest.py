@@ -1,4 +1,4 @@
-"""Real servers for the HTTP tests: `python -m graph.server` in its own OS process.
+"""Real servers for the HTTP tests: `python -m serving.server` in its own OS process.
 
 Each server listens on a free loopback port, uses its own database on the
 session's embedded Postgres (or an unreachable one), and is stopped by pid
@@ -110,4 +110,4 @@ def module_database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
 
 
 def server_command(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "graph.server", *extra]
+    return [sys.executable, "-m", "serving.server", *extra]

@@ -1,6 +1,6 @@
 """The HTTP server: MLflow's AgentServer serving the graph at /invocations and /responses.
 
-``python -m graph.server`` (``make serve``) starts it; Databricks Apps runs the
+``python -m serving.server`` (``make serve``) starts it; Databricks Apps runs the
 same command (app.yaml). One pool and one compiled graph per process, opened in
 the app's lifespan by ``aopen_agent``: without a reachable database the server
 still starts and answers statelessly (``memory_available: false``).
@@ -38,9 +38,9 @@ from mlflow.genai.agent_server import (
 from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
-from graph.responses import MemoryResponsesAgent, RequestError, Turn
 from graph.settings import Settings
-from graph.tracing import configure_tracing, disable_tracing
+from serving.responses import MemoryResponsesAgent, RequestError, Turn
+from serving.tracing import configure_tracing, disable_tracing
 
 logger = logging.getLogger("memory_agent.server")
 
@@ -203,7 +203,7 @@ def create_app(
 
 def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m graph.server",
+        prog="python -m serving.server",
         description="Serve the agent over the Responses API (/invocations, /responses).",
     )
     parser.add_argument("--host", default=settings.serving.host, help="default: %(default)s")

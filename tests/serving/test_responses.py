@@ -20,15 +20,15 @@ from mlflow.types.responses import ResponsesAgentRequest
 from openai import OpenAI
 
 from graph.builder import build_graph
-from graph.responses import (
+from graph.settings import Settings
+from serving.responses import (
     PendingApproval,
     RequestError,
     ThreadOfAnotherUser,
     ThreadView,
     plan_turn,
 )
-from graph.server import create_app
-from graph.settings import Settings
+from serving.server import create_app
 
 
 def test_streamed_text_arrives_as_deltas_of_the_final_message() -> None:

@@ -52,10 +52,10 @@ from mlflow.types.responses import (
 from checkpointing.thread_lock import ThreadBusyError
 from checkpointing.threads import InvalidThreadId, resolve_thread_id
 from graph.context import Context
-from graph.identity import InvalidUserId, resolve_user_id
 from graph.settings import Settings
 from graph.validation import InvalidInput, validate_messages
 from nodes.review_tool_calls import InvalidDecision, parse_decision
+from serving.identity import InvalidUserId, resolve_user_id
 
 APPROVAL_SERVER_LABEL = "memory-agent"
 APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "go ahead"})

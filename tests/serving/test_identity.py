@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from graph.identity import InvalidUserId, resolve_user_id
 from graph.settings import Settings, SettingsError
+from serving.identity import InvalidUserId, resolve_user_id
 
 FORWARDED = {"X-Forwarded-Email": "alice@example.com", "X-Forwarded-User": "42@7"}
 

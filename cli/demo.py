@@ -31,7 +31,7 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> None:
     """Run ``memory-agent ARGS`` in a new process and echo the command and its output."""
     print(f"$ memory-agent {' '.join(shlex.quote(a) for a in args)}", flush=True)
     result = subprocess.run(
-        [sys.executable, "-m", "graph.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env=env or os.environ.copy(),
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(
@@ -31,7 +31,7 @@ def run(
 def cli(
     args: list[str], env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return run(["-m", "graph.cli", *args], env, stdin)
+    return run(["-m", "cli.main", *args], env, stdin)
 
 
 def setup_script(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -222,7 +222,7 @@ def test_ask_never_imports_databricks_or_mlflow_on_the_default_path(
 ) -> None:
     # These imports cost seconds each; the offline/embedded path must not pay for them.
     probe = (
-        "import sys; from graph.cli import main; code = main(['ask', 'hello', '--thread', 'imports']); "
+        "import sys; from cli.main import main; code = main(['ask', 'hello', '--thread', 'imports']); "
         "heavy = sorted(m for m in ('mlflow', 'databricks_langchain', 'databricks.sdk', 'langchain_openai', 'openai') "
         "if m in sys.modules); print(code, heavy)"
     )

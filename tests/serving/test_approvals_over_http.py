@@ -1,6 +1,6 @@
 """Approval pauses and their resumes over HTTP, with the real server and OpenAI client.
 
-The served graph has an approval-gated tool (tests/server/approval_app.py):
+The served graph has an approval-gated tool (tests/serving/approval_app.py):
 a run that calls it answers with an ``mcp_approval_request`` item; the next
 request resumes it by an ``mcp_approval_response`` item, by
 ``custom_inputs.approval``, or by a plain "approve"/"reject" message.
@@ -20,7 +20,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 
 from graph.agent import open_agent
 from graph.settings import Settings
-from tests.server.conftest import RunningServer, base_env, start_server, stop_server
+from tests.serving.conftest import RunningServer, base_env, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def server(
         "-m",
         "uvicorn",
         "--factory",
-        "tests.server.approval_app:create_test_app",
+        "tests.serving.approval_app:create_test_app",
         "--host",
         "127.0.0.1",
     ]

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.server.conftest import (
+from tests.serving.conftest import (
     RunningServer,
     base_env,
     free_port,

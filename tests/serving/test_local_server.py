@@ -1,6 +1,6 @@
 """The server in local development, driven by the real OpenAI client over HTTP.
 
-One `python -m graph.server` process for the module, on its own database, with
+One `python -m serving.server` process for the module, on its own database, with
 MLflow tracing into a SQLite store so the traces can be checked too.
 """
 
@@ -18,7 +18,7 @@ from langchain_core.messages import HumanMessage
 
 from graph.agent import open_agent
 from graph.settings import Settings
-from tests.server.conftest import (
+from tests.serving.conftest import (
     RunningServer,
     base_env,
     server_command,

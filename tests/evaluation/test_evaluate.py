@@ -1,4 +1,4 @@
-"""`python -m graph.evaluate` (make eval): runs offline and leaves its results in MLflow."""
+"""`python -m evaluation.evaluate` (make eval): runs offline and leaves its results in MLflow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.server.conftest import REPO, base_env
+from tests.serving.conftest import REPO, base_env
 
 
 def test_evaluation_runs_offline_into_a_local_mlflow_store(
@@ -19,7 +19,7 @@ def test_evaluation_runs_offline_into_a_local_mlflow_store(
         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'eval.db'}",
     )
     finished = subprocess.run(
-        [sys.executable, "-m", "graph.evaluate"],
+        [sys.executable, "-m", "evaluation.evaluate"],
         cwd=REPO,
         env=env,
         capture_output=True,
