@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STORE_TABLES = ("store_migrations", "store", "vector_migrations", "store_vectors")
+# LangGraph's store tables (shared with DatabricksStore) and our revision history.
+MEMORY_TABLES = (*STORE_TABLES, "memory_revisions")
 IDENTITY_TYPES = ("SERVICE_PRINCIPAL", "USER", "GROUP")
 
 
@@ -84,10 +86,11 @@ class CheckReport:
 
 
 def required_tables() -> list[str]:
-    """Every table the agent uses: the checkpointer's, the tool-call ledger and the store's."""
+    """Every table the agent uses: the checkpointer's, the tool-call ledger, the store's and
+    the memory revision history."""
     from checkpointing import RUN_TABLES
 
-    return [*RUN_TABLES, *STORE_TABLES]
+    return [*RUN_TABLES, *MEMORY_TABLES]
 
 
 def _store_for_setup(conn: Any, dims: int) -> Any:

@@ -22,6 +22,13 @@ EXIT_BAD_INPUT = 2
 EXIT_BUSY = 3
 
 
+def _by_cli(source: str = "cli") -> Any:
+    """Provenance of a change made from the command line (imported late: ``--help`` stays fast)."""
+    from store.revisions import Provenance
+
+    return Provenance(source=source)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memory-agent",
@@ -88,14 +95,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     fork.add_argument("--json", action="store_true", help="print JSON")
 
-    memories = commands.add_parser("memories", help="list, search or delete a user's memories")
+    memories = commands.add_parser(
+        "memories", help="list, search, delete, see the history of, or restore a user's memories"
+    )
     actions = memories.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="the user's memories, newest first")
     searching = actions.add_parser("search", help="the user's memories most relevant to QUERY")
     searching.add_argument("query", help="what to look for")
     deleting = actions.add_parser("delete", help="delete one memory by key")
     deleting.add_argument("key", help="the memory's key (see `memories list`)")
-    for action in (listing, searching, deleting):
+    history = actions.add_parser("history", help="every change to one memory (or all of them)")
+    history.add_argument("key", nargs="?", help="the memory's key (default: every memory)")
+    restore = actions.add_parser("restore", help="make a memory hold what it held at REVISION")
+    restore.add_argument("key", help="the memory's key")
+    restore.add_argument("revision", type=int, help="the revision number (see `memories history`)")
+    for action in (listing, searching, deleting, history, restore):
         action.add_argument("--user", required=True, help="whose memories")
         action.add_argument("--json", action="store_true", help="print JSON")
     for action in (listing, searching):
@@ -393,10 +407,12 @@ def command_memories(args: argparse.Namespace) -> int:
         return _fail("--limit must be at least 1", EXIT_BAD_INPUT)
     if not args.user:
         return _fail("--user must not be empty", EXIT_BAD_INPUT)
+    if args.action in ("history", "restore"):
+        return _memory_history(args)
     with open_agent() as graph:
         store = _require_store(graph)
         if args.action == "delete":
-            deleted = memories.delete_memory(store, args.user, args.key)
+            deleted = memories.delete_memory(store, args.user, args.key, provenance=_by_cli())
             if args.json:
                 print(json.dumps({"user_id": args.user, "key": args.key, "deleted": deleted}))
             elif deleted:
@@ -424,6 +440,52 @@ def command_memories(args: argparse.Namespace) -> int:
             print(f"no memories for user {args.user!r}")
         for line in memories.memory_lines(items):
             print(line)
+    return 0
+
+
+def _revision_line(revision: Any) -> str:
+    where = f" thread {revision.thread_id}" if revision.thread_id else ""
+    where += f" run {revision.run_id}" if revision.run_id else ""
+    now = revision.content if revision.value is not None else "(deleted)"
+    was = f"  (was: {_preview(revision.previous_content)})" if revision.previous else ""
+    return (
+        f"[{revision.key}] r{revision.revision} {revision.action:<7} "
+        f"{revision.created_at:%Y-%m-%d %H:%M:%S} {revision.source}{where}: {_preview(now)}{was}"
+    )
+
+
+def _memory_history(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from store import memories
+
+    if args.action == "restore" and args.revision < 1:
+        return _fail("REVISION must be a revision number (1 or more)", EXIT_BAD_INPUT)
+    with open_agent() as graph:
+        store = _require_store(graph)
+        if args.action == "history":
+            found = memories.memory_history(store, args.user, args.key)
+            if args.json:
+                print(json.dumps([r.as_dict() for r in found], ensure_ascii=False))
+                return 0
+            if not found:
+                return _fail(
+                    f"user {args.user!r} has no recorded changes"
+                    + (f" to memory {args.key!r}" if args.key else ""),
+                    EXIT_FAILED,
+                )
+            for revision in found:
+                print(_revision_line(revision))
+            return 0
+        try:
+            saved = memories.restore_memory(
+                store, args.user, args.key, args.revision, provenance=_by_cli()
+            )
+        except memories.NoSuchRevision as exc:
+            return _fail(_one_line(exc), EXIT_BAD_INPUT)
+        if args.json:
+            print(json.dumps(saved.__dict__, ensure_ascii=False))
+        else:
+            print(f"restored memory {args.key} to revision {args.revision} (now r{saved.revision})")
     return 0
 
 
@@ -458,12 +520,12 @@ def command_status(args: argparse.Namespace) -> int:
     from checkpointing import RUN_TABLES
     from database.health import target_health
     from graph.settings import Settings
-    from setup_lakebase import STORE_TABLES
+    from setup_lakebase import MEMORY_TABLES
 
     settings = Settings.from_env()
     # The run tables (checkpoints, tool ledger) decide whether memory is available, as
     # for open_agent; the long-term store's are reported alongside.
-    health = target_health(settings.database, required=RUN_TABLES, optional=STORE_TABLES)
+    health = target_health(settings.database, required=RUN_TABLES, optional=MEMORY_TABLES)
     if args.json:
         print(json.dumps(health.as_dict(), ensure_ascii=False))
     else:

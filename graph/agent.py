@@ -135,13 +135,13 @@ def _report_store_problem(problem: str, settings: Settings) -> None:
 
 def _open_store(settings: Settings, database: Database) -> tuple[Any, str]:
     """The long-term memory store on the shared pool and a status line; None if unusable."""
-    from store.postgres import STORE_TABLES, make_memory_store
+    from store.postgres import MEMORY_TABLES, make_memory_store
 
     try:
         store = make_memory_store(database.pool, settings.memory)
         if _wants_setup(settings):
             store.setup()
-        problem = _store_problem(settings, missing_tables(database.pool, STORE_TABLES))
+        problem = _store_problem(settings, missing_tables(database.pool, MEMORY_TABLES))
         if problem is None:
             store.verify()  # a dimension mismatch is reported here, before any write
             return store, _store_available(settings)
@@ -153,13 +153,13 @@ def _open_store(settings: Settings, database: Database) -> tuple[Any, str]:
 
 async def _aopen_store(settings: Settings, database: Database) -> tuple[Any, str]:
     """Async twin of ``_open_store``."""
-    from store.postgres import STORE_TABLES, make_async_memory_store
+    from store.postgres import MEMORY_TABLES, make_async_memory_store
 
     try:
         store = make_async_memory_store(database.pool, settings.memory)
         if _wants_setup(settings):
             await store.setup()
-        problem = _store_problem(settings, await amissing_tables(database.pool, STORE_TABLES))
+        problem = _store_problem(settings, await amissing_tables(database.pool, MEMORY_TABLES))
         if problem is None:
             await store.averify()
             return store, _store_available(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -74,6 +75,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         **kwargs: Any,
     ) -> Iterator[Any]:
         validate_run(input, config, needs_thread=self.checkpointer is not None)
+        config = with_run_id(config)
         thread_id = thread_id_from_config(config)
         if thread_id is None or not isinstance(self.checkpointer, BaseCheckpointSaver):
             return super().stream(input, config, **kwargs)
@@ -107,6 +109,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         validate_run(input, config, needs_thread=self.checkpointer is not None)
+        config = with_run_id(config)
         thread_id = thread_id_from_config(config)
         if thread_id is None or not isinstance(self.checkpointer, BaseCheckpointSaver):
             async for chunk in super().astream(input, config, **kwargs):
@@ -146,6 +149,20 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
             return await super().abulk_update_state(config, supersteps)
         async with self.thread_lock.ahold(thread_id):
             return await super().abulk_update_state(config, supersteps)
+
+
+def with_run_id(config: RunnableConfig | None) -> RunnableConfig:
+    """``config`` with ``configurable["run_id"]``: the caller's run id, or a new one.
+
+    Memory revisions record the run a change came from (``store.tools.provenance``);
+    LangChain copies configurable values into the run's metadata, so traces and
+    checkpoints carry the same id.
+    """
+    config = config or {}
+    configurable = dict(config.get("configurable") or {})
+    if configurable.get("run_id") is None:
+        configurable["run_id"] = str(config.get("run_id") or uuid.uuid4())
+    return {**config, "configurable": configurable}
 
 
 def _head(config: RunnableConfig) -> RunnableConfig:

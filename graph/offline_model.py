@@ -20,6 +20,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool
 
+from store.subjects import canonical_fact, parse_fact
+
 OFFLINE_LABEL = "offline (deterministic rule-based model, not an LLM)"
 MEMORIES_START = "<memories>"
 MEMORIES_END = "</memories>"
@@ -34,6 +36,8 @@ _REMEMBER = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?\s+(.+?)\s*[.!]?\
 _FORGET = re.compile(r"^\s*(?:please\s+)?forget(?:\s+that)?\s+(.+?)\s*[.!]?\s*$", re.I | re.S)
 _ABOUT_ME = re.compile(r"\bwhat do you (?:know|remember) about me\b", re.I)
 _EARLIER = re.compile(r"\bwhat (?:did|have) i (?:say|said|tell you|told you|ask|asked)\b", re.I)
+# "my X is now Y", "X is now Y", "my X changed to Y": a fact that replaces an older value.
+_CHANGE = re.compile(r"\b(?:is now|are now|changed to|switched to|has become)\b", re.I)
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 
 
@@ -88,6 +92,8 @@ def respond(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> 
         if "search_memories" in tools:
             return AIMessage(content=f"I have no saved memory matching “{match.group(1)}”.")
         return AIMessage(content=_NO_LONG_TERM_MEMORY)
+    if "save_memory" in tools and (content := _changed_fact(text, messages)):
+        return call("save_memory", {"content": content})
     if _ABOUT_ME.search(text):
         if "search_memories" in tools:
             return call("search_memories", {"query": text})
@@ -115,6 +121,23 @@ _NO_LONG_TERM_MEMORY = (
     "I can't keep long-term memories in this run (no user id, or no memory store), "
     "so I'll only remember it within this conversation."
 )
+
+
+def _changed_fact(text: str, messages: Sequence[BaseMessage]) -> str | None:
+    """The fact to save when ``text`` gives a new value: "my X is now Y", or "my X is Y"
+    while a recalled memory holds another value for X (``my X is Y``, one wording)."""
+    if _QUESTION.search(text) or "?" in text:
+        return None
+    fact = parse_fact(text)
+    if fact is None:
+        return None
+    if _CHANGE.search(text):
+        return canonical_fact(text)
+    for line in _remembered_lines(messages):
+        known = parse_fact(line.split("]", 1)[1] if line.startswith("[") else line)
+        if known and known[0] == fact[0] and known[1].lower() != fact[1].lower():
+            return canonical_fact(text)
+    return None
 
 
 def _latest_user_text(messages: Sequence[BaseMessage]) -> str:
@@ -173,14 +196,18 @@ def _facts(messages: Sequence[BaseMessage]) -> dict[str, str]:
     facts: dict[str, str] = {}
     for line in _remembered_lines(messages):
         for attribute, value in _FACT.findall(line):
-            facts[attribute.strip().lower()] = value.strip()
+            facts[attribute.strip().lower()] = _current(value)
     for message in (
         messages[:-1] if messages and isinstance(messages[-1], HumanMessage) else messages
     ):
         if isinstance(message, HumanMessage):
             for attribute, value in _FACT.findall(_text_of(message)):
-                facts[attribute.strip().lower()] = value.strip()
+                facts[attribute.strip().lower()] = _current(value)
     return facts
+
+
+def _current(value: str) -> str:
+    return re.sub(r"^now\s+", "", value.strip(), flags=re.I)
 
 
 def _answer_about(attribute: str, messages: Sequence[BaseMessage]) -> str:

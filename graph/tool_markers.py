@@ -2,6 +2,8 @@
 
 - ``{"requires_approval": True}``: every call pauses the run for a human's
   approve / reject / edit before it executes (``nodes.review_tool_calls``).
+- ``{"requires_approval_with": "key"}``: a call pauses only when it passes that
+  argument (``save_memory`` with a key overwrites a memory; without one it adds).
 - ``{"side_effects": "transactional" | "external"}``: the call is executed at
   most once per tool call id, whatever crashes and resumes happen
   (``checkpointing.tool_ledger``). ``transactional`` tools do their writes on
@@ -10,31 +12,42 @@
   e-mails) are recorded as started before they run, so a crash mid-call leaves
   them "outcome unknown" instead of running them twice.
 
-The memory tools of issue 3 (``delete_memory``) and anything that forgets a
-user are sensitive by name as well, so they pause even if a future version
+The memory tools that overwrite or delete (``update_memory``, ``delete_memory``)
+and anything that forgets a user are sensitive by name as well, so they pause even if a future version
 forgets the metadata: approval must fail closed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.tools import BaseTool
 
 REQUIRES_APPROVAL = "requires_approval"
+REQUIRES_APPROVAL_WITH = "requires_approval_with"
 SIDE_EFFECTS = "side_effects"
-SENSITIVE_TOOL_NAMES = frozenset({"delete_memory", "forget_user", "forget_user_memories"})
+SENSITIVE_TOOL_NAMES = frozenset(
+    {"update_memory", "delete_memory", "forget_user", "forget_user_memories"}
+)
+# Sensitive by name when called with this argument, whatever the metadata says.
+SENSITIVE_WITH_ARGUMENT = {"save_memory": "key"}
 
 SideEffects = Literal["transactional", "external"]
 
 
-def needs_approval(name: str, tools_by_name: Mapping[str, BaseTool]) -> bool:
-    """True if a call to the tool named ``name`` must wait for a human's decision."""
+def needs_approval(
+    name: str, tools_by_name: Mapping[str, BaseTool], args: Mapping[str, Any] | None = None
+) -> bool:
+    """True if a call to the tool named ``name`` (with ``args``) must wait for a human's decision."""
     if name in SENSITIVE_TOOL_NAMES:
         return True
     tool = tools_by_name.get(name)
-    return bool(tool is not None and (tool.metadata or {}).get(REQUIRES_APPROVAL))
+    metadata = (tool.metadata or {}) if tool is not None else {}
+    if metadata.get(REQUIRES_APPROVAL):
+        return True
+    argument = metadata.get(REQUIRES_APPROVAL_WITH) or SENSITIVE_WITH_ARGUMENT.get(name)
+    return bool(argument and args and args.get(argument))
 
 
 def side_effects(tool: BaseTool | None) -> SideEffects | None:

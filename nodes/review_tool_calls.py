@@ -150,7 +150,7 @@ def review(
     rejections: list[ToolMessage] = []
     edited = False
     for call in last.tool_calls:
-        if not needs_approval(call["name"], tools_by_name):
+        if not needs_approval(call["name"], tools_by_name, call["args"]):
             to_run.append(call)
             final_calls.append(call)
             continue

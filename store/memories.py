@@ -1,4 +1,5 @@
-"""A user's memories on any LangGraph store: save (with dedup), search, list, delete, forget.
+"""A user's memories on any LangGraph store: save (subjects, dedup), update, search, list,
+delete, restore, forget.
 
 These functions are what the tools, the recall node and the CLI call; they
 take the user id from the caller (trusted code), never from the model, and
@@ -10,6 +11,7 @@ InMemoryStore); with a ``MemoryStore`` the duplicate check uses its vector mode
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +19,10 @@ from typing import Any
 from langgraph.store.base import BaseStore, SearchItem
 
 from store.config import DEFAULT_DEDUP_THRESHOLD
-from store.namespace import encode_user_id, user_namespace
+from store.namespace import encode_user_id, is_shared, user_namespace
 from store.postgres import AsyncMemoryStore, MemoryStore
+from store.revisions import Provenance, Revision
+from store.subjects import subject_of
 
 MAX_CONTENT_CHARACTERS = 4000
 
@@ -27,7 +31,15 @@ MAX_CONTENT_CHARACTERS = 4000
 class SavedMemory:
     key: str
     updated: bool
-    """True when an existing memory (same key, or a near-duplicate) was overwritten."""
+    """True when an existing memory (same key, same subject, or a near-duplicate) was overwritten."""
+    action: str = "create"
+    """What the write was: create, update (same key or subject), merge (near-duplicate), restore."""
+    previous: str | None = None
+    """The content it replaced, if any."""
+    revision: int | None = None
+    """The revision number recorded (None on a store without a revision history)."""
+    unchanged: bool = False
+    """True when the memory already said exactly this: nothing was written."""
 
 
 def _clean(content: str) -> str:
@@ -53,6 +65,140 @@ def _duplicate_key(hits: list[SearchItem], threshold: float) -> str | None:
     return None
 
 
+def memory_value(content: str) -> dict[str, Any]:
+    """The stored value of a memory: ``{"content": ...}``, plus its ``subject`` when it has one."""
+    subject = subject_of(content)
+    return {"content": content, "subject": subject} if subject else {"content": content}
+
+
+def content_of(value: Any) -> str:
+    """A stored value as one line of text (ours hold ``content``; others are shown as JSON)."""
+    if isinstance(value, dict) and "content" in value:
+        return " ".join(str(value["content"]).split())
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _saved(key: str, action: str, previous: Any, revision: Revision | None) -> SavedMemory:
+    return SavedMemory(
+        key=key,
+        updated=previous is not None,
+        action=action if previous is not None or action == "restore" else "create",
+        previous=content_of(previous) if previous is not None else None,
+        revision=revision.revision if revision else None,
+    )
+
+
+def write(
+    store: BaseStore,
+    namespace: tuple[str, ...],
+    key: str,
+    value: dict[str, Any] | None,
+    action: str,
+    provenance: Provenance | None = None,
+) -> tuple[Any, Revision | None]:
+    """Put (or delete, with ``value`` None) one memory with its revision; return (previous, revision).
+
+    On our Postgres store the write and its revision are one transaction; on any
+    other store (no revision table) it is a plain put or delete.
+    """
+    if isinstance(store, MemoryStore):
+        revision = store.write_memory(namespace, key, value, action, provenance or Provenance())
+        if revision is None:
+            return None, None
+        return revision.previous, revision
+    item = store.get(namespace, key)
+    if value is None:
+        if item is not None:
+            store.delete(namespace, key)
+    else:
+        store.put(namespace, key, value)
+    return (item.value if item else None), None
+
+
+async def awrite(
+    store: BaseStore,
+    namespace: tuple[str, ...],
+    key: str,
+    value: dict[str, Any] | None,
+    action: str,
+    provenance: Provenance | None = None,
+) -> tuple[Any, Revision | None]:
+    """Async twin of ``write``."""
+    if isinstance(store, AsyncMemoryStore):
+        revision = await store.awrite_memory(
+            namespace, key, value, action, provenance or Provenance()
+        )
+        if revision is None:
+            return None, None
+        return revision.previous, revision
+    item = await store.aget(namespace, key)
+    if value is None:
+        if item is not None:
+            await store.adelete(namespace, key)
+    else:
+        await store.aput(namespace, key, value)
+    return (item.value if item else None), None
+
+
+def _same_subject(items: list[Any]) -> str | None:
+    return items[0].key if items else None
+
+
+def save_to(
+    store: BaseStore,
+    namespace: tuple[str, ...],
+    content: str,
+    key: str | None = None,
+    *,
+    dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+    provenance: Provenance | None = None,
+) -> SavedMemory:
+    """Save ``content`` in ``namespace``: a fact about a known subject updates that memory,
+    a near-identical one is merged into it, anything else is a new memory."""
+    text = _clean(content)
+    value = memory_value(text)
+    action = "update"
+    if key is None and (subject := value.get("subject")):
+        key = _same_subject(store.search(namespace, filter={"subject": subject}, limit=1))
+    if key is None:
+        hits = store.search(namespace, query=text, limit=1, **_similar_kwargs(store))
+        key = _duplicate_key(hits, dedup_threshold)
+        action = "merge"
+    current = store.get(namespace, key) if key is not None else None
+    if current is not None and current.value == value:
+        return SavedMemory(key=current.key, updated=False, action="none", unchanged=True)
+    key = key or str(uuid.uuid4())
+    previous, revision = write(store, namespace, key, value, action, provenance)
+    return _saved(key, action, previous, revision)
+
+
+async def asave_to(
+    store: BaseStore,
+    namespace: tuple[str, ...],
+    content: str,
+    key: str | None = None,
+    *,
+    dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+    provenance: Provenance | None = None,
+) -> SavedMemory:
+    """Async twin of ``save_to``."""
+    text = _clean(content)
+    value = memory_value(text)
+    action = "update"
+    if key is None and (subject := value.get("subject")):
+        key = _same_subject(await store.asearch(namespace, filter={"subject": subject}, limit=1))
+    if key is None:
+        hits = await store.asearch(namespace, query=text, limit=1, **_similar_kwargs(store))
+        key = _duplicate_key(hits, dedup_threshold)
+        action = "merge"
+    current = await store.aget(namespace, key) if key is not None else None
+    if current is not None and current.value == value:
+        return SavedMemory(key=current.key, updated=False, action="none", unchanged=True)
+    key = key or str(uuid.uuid4())
+    previous, revision = await awrite(store, namespace, key, value, action, provenance)
+    return _saved(key, action, previous, revision)
+
+
 def save_memory(
     store: BaseStore,
     user_id: str,
@@ -60,20 +206,18 @@ def save_memory(
     key: str | None = None,
     *,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+    provenance: Provenance | None = None,
 ) -> SavedMemory:
-    """Store ``content`` for ``user_id``; a near-identical existing memory is updated instead."""
-    namespace = user_namespace(user_id)
-    text = _clean(content)
-    updated = False
-    if key is None:
-        hits = store.search(namespace, query=text, limit=1, **_similar_kwargs(store))
-        key = _duplicate_key(hits, dedup_threshold)
-        updated = key is not None
-    else:
-        updated = store.get(namespace, key) is not None
-    key = key or str(uuid.uuid4())
-    store.put(namespace, key, {"content": text})
-    return SavedMemory(key=key, updated=updated)
+    """Store ``content`` for ``user_id``; a memory of the same subject, or a near-identical
+    one, is updated instead (the old content stays in its revisions)."""
+    return save_to(
+        store,
+        user_namespace(user_id),
+        content,
+        key,
+        dedup_threshold=dedup_threshold,
+        provenance=provenance,
+    )
 
 
 async def asave_memory(
@@ -83,60 +227,159 @@ async def asave_memory(
     key: str | None = None,
     *,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+    provenance: Provenance | None = None,
 ) -> SavedMemory:
     """Async twin of ``save_memory``."""
+    return await asave_to(
+        store,
+        user_namespace(user_id),
+        content,
+        key,
+        dedup_threshold=dedup_threshold,
+        provenance=provenance,
+    )
+
+
+def update_memory(
+    store: BaseStore,
+    user_id: str,
+    key: str,
+    content: str,
+    *,
+    provenance: Provenance | None = None,
+) -> SavedMemory | None:
+    """Replace the content of the user's memory ``key``; None when there is no such memory."""
     namespace = user_namespace(user_id)
     text = _clean(content)
-    updated = False
-    if key is None:
-        hits = await store.asearch(namespace, query=text, limit=1, **_similar_kwargs(store))
-        key = _duplicate_key(hits, dedup_threshold)
-        updated = key is not None
-    else:
-        updated = await store.aget(namespace, key) is not None
-    key = key or str(uuid.uuid4())
-    await store.aput(namespace, key, {"content": text})
-    return SavedMemory(key=key, updated=updated)
+    if store.get(namespace, key) is None:
+        return None
+    previous, revision = write(store, namespace, key, memory_value(text), "update", provenance)
+    return _saved(key, "update", previous, revision)
 
 
-def search_memories(store: BaseStore, user_id: str, query: str, limit: int = 5) -> list[SearchItem]:
-    """The user's memories most relevant to ``query``, best first."""
-    return store.search(user_namespace(user_id), query=query, limit=limit)
+async def aupdate_memory(
+    store: BaseStore,
+    user_id: str,
+    key: str,
+    content: str,
+    *,
+    provenance: Provenance | None = None,
+) -> SavedMemory | None:
+    """Async twin of ``update_memory``."""
+    namespace = user_namespace(user_id)
+    text = _clean(content)
+    if await store.aget(namespace, key) is None:
+        return None
+    value = memory_value(text)
+    previous, revision = await awrite(store, namespace, key, value, "update", provenance)
+    return _saved(key, "update", previous, revision)
+
+
+class NoSuchRevision(LookupError):
+    """The memory has no revision with that number (or no history at all)."""
+
+
+def memory_history(store: BaseStore, user_id: str, key: str | None = None) -> list[Revision]:
+    """The revisions of one of the user's memories (all of them without ``key``), oldest first."""
+    if not isinstance(store, MemoryStore):
+        raise TypeError("revision history needs the Postgres memory store (store.postgres)")
+    return store.history(user_namespace(user_id), key)
+
+
+def restore_memory(
+    store: BaseStore,
+    user_id: str,
+    key: str,
+    revision: int,
+    *,
+    provenance: Provenance | None = None,
+) -> SavedMemory:
+    """Make memory ``key`` hold what it held at ``revision`` (a new revision, ``restore``).
+
+    Restoring a revision that was a delete deletes the memory.
+    """
+    namespace = user_namespace(user_id)
+    history = memory_history(store, user_id, key)
+    chosen = next((r for r in history if r.revision == revision), None)
+    if chosen is None:
+        numbers = ", ".join(str(r.revision) for r in history) or "none"
+        raise NoSuchRevision(
+            f"memory {key!r} of user {user_id!r} has no revision {revision} (revisions: {numbers})"
+        )
+    previous, written = write(store, namespace, key, chosen.value, "restore", provenance)
+    return _saved(key, "restore", previous, written)
+
+
+def _with_shared(own: list[SearchItem], shared: list[SearchItem], limit: int) -> list[SearchItem]:
+    # Scores of two namespaces are not on one scale (BM25 is normalised per
+    # namespace), so the user's own memories come first and shared ones fill in,
+    # up to half of the list when both have enough.
+    if not shared:
+        return own[:limit]
+    room = max(limit - len(own), limit // 2)
+    return [*own[: limit - min(room, len(shared))], *shared[:room]][:limit]
+
+
+def search_memories(
+    store: BaseStore,
+    user_id: str,
+    query: str,
+    limit: int = 5,
+    *,
+    shared: tuple[str, ...] | None = None,
+) -> list[SearchItem]:
+    """The user's memories most relevant to ``query``, best first (then a shared scope's)."""
+    own = store.search(user_namespace(user_id), query=query, limit=limit)
+    found = store.search(shared, query=query, limit=limit) if shared else []
+    return _with_shared(own, found, limit)
 
 
 async def asearch_memories(
-    store: BaseStore, user_id: str, query: str, limit: int = 5
+    store: BaseStore,
+    user_id: str,
+    query: str,
+    limit: int = 5,
+    *,
+    shared: tuple[str, ...] | None = None,
 ) -> list[SearchItem]:
     """Async twin of ``search_memories``."""
-    return await store.asearch(user_namespace(user_id), query=query, limit=limit)
+    own = await store.asearch(user_namespace(user_id), query=query, limit=limit)
+    found = await store.asearch(shared, query=query, limit=limit) if shared else []
+    return _with_shared(own, found, limit)
 
 
-def list_memories(store: BaseStore, user_id: str, limit: int = 100) -> list[SearchItem]:
-    """The user's memories, most recently updated first."""
-    return store.search(user_namespace(user_id), limit=limit)
+def list_memories(
+    store: BaseStore, user_id: str, limit: int = 100, *, shared: tuple[str, ...] | None = None
+) -> list[SearchItem]:
+    """The user's memories, most recently updated first (then a shared scope's)."""
+    own = store.search(user_namespace(user_id), limit=limit)
+    found = store.search(shared, limit=limit) if shared else []
+    return _with_shared(own, found, limit)
 
 
-async def alist_memories(store: BaseStore, user_id: str, limit: int = 100) -> list[SearchItem]:
+async def alist_memories(
+    store: BaseStore, user_id: str, limit: int = 100, *, shared: tuple[str, ...] | None = None
+) -> list[SearchItem]:
     """Async twin of ``list_memories``."""
-    return await store.asearch(user_namespace(user_id), limit=limit)
+    own = await store.asearch(user_namespace(user_id), limit=limit)
+    found = await store.asearch(shared, limit=limit) if shared else []
+    return _with_shared(own, found, limit)
 
 
-def delete_memory(store: BaseStore, user_id: str, key: str) -> bool:
-    """Delete one memory; False when the user has no memory with that key."""
-    namespace = user_namespace(user_id)
-    if store.get(namespace, key) is None:
-        return False
-    store.delete(namespace, key)
-    return True
+def delete_memory(
+    store: BaseStore, user_id: str, key: str, *, provenance: Provenance | None = None
+) -> bool:
+    """Delete one memory (its content stays in its revisions); False when there is no such key."""
+    previous, _ = write(store, user_namespace(user_id), key, None, "delete", provenance)
+    return previous is not None
 
 
-async def adelete_memory(store: BaseStore, user_id: str, key: str) -> bool:
+async def adelete_memory(
+    store: BaseStore, user_id: str, key: str, *, provenance: Provenance | None = None
+) -> bool:
     """Async twin of ``delete_memory``."""
-    namespace = user_namespace(user_id)
-    if await store.aget(namespace, key) is None:
-        return False
-    await store.adelete(namespace, key)
-    return True
+    previous, _ = await awrite(store, user_namespace(user_id), key, None, "delete", provenance)
+    return previous is not None
 
 
 def forget_user(store: BaseStore, user_id: str) -> int:
@@ -208,14 +451,13 @@ def forget_threads_record(store: BaseStore, user_id: str) -> int:
 
 
 def memory_lines(items: list[SearchItem]) -> list[str]:
-    """One ``[key] content`` line per memory (content flattened to one line)."""
-    lines = []
-    for item in items:
-        content = (
-            item.value.get("content", item.value) if isinstance(item.value, dict) else item.value
-        )
-        lines.append(f"[{item.key}] {' '.join(str(content).split())}")
-    return lines
+    """One ``[key] content`` line per memory (content flattened to one line); a shared
+    scope's memories show as ``[shared:key]``."""
+    return [
+        f"[{'shared:' if is_shared(tuple(item.namespace)) else ''}{item.key}] "
+        f"{content_of(item.value)}"
+        for item in items
+    ]
 
 
 def format_memories(items: list[SearchItem]) -> str:

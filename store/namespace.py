@@ -26,6 +26,7 @@ import hashlib
 import string
 
 NAMESPACE_ROOT = "user_memories"
+SHARED_ROOT = "shared_memories"
 MAX_LITERAL_LENGTH = 200
 HASHED_TAG = "~sha256~"
 
@@ -69,3 +70,17 @@ def decode_user_label(label: str) -> str | None:
 def user_namespace(user_id: str) -> tuple[str, str]:
     """The namespace holding ``user_id``'s memories; raises ``InvalidUserId`` for an empty id."""
     return (NAMESPACE_ROOT, encode_user_id(user_id))
+
+
+def shared_namespace(scope_id: str) -> tuple[str, str]:
+    """The namespace of a shared scope (a team's or organisation's knowledge), same encoding.
+
+    The scope id comes from deployment configuration (``MEMORY_SHARED_SCOPE``), never
+    from the model; only the admin path (``memory-agent shared``) writes there.
+    """
+    return (SHARED_ROOT, encode_user_id(scope_id))
+
+
+def is_shared(namespace: tuple[str, ...]) -> bool:
+    """True for a shared scope's namespace."""
+    return bool(namespace) and namespace[0] == SHARED_ROOT

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from langchain_core.embeddings import Embeddings
-from langgraph.store.base import GetOp, Op, Result, SearchItem, SearchOp, TTLConfig
+from langgraph.store.base import GetOp, Op, PutOp, Result, SearchItem, SearchOp, TTLConfig
 from langgraph.store.postgres import AsyncPostgresStore, PostgresStore
 from langgraph.store.postgres.base import (
     PostgresIndexConfig,
@@ -53,6 +53,20 @@ from langgraph.store.postgres.base import (
 from database.retry import RetryStats, arun_with_retry, run_with_retry
 from store.config import SEARCH_MODES, SearchMode
 from store.fusion import FusionWeights, fuse_scores
+from store.revisions import (
+    CREATE_REVISIONS_SQL,
+    CURRENT_SQL,
+    HISTORY_SQL,
+    INSERT_SQL,
+    LOCK_SQL,
+    NAMESPACE_HISTORY_SQL,
+    REVISIONS_TABLE,
+    Provenance,
+    Revision,
+    insert_params,
+    lock_key,
+    revision_from_row,
+)
 
 TEXT_SEARCH_CONFIG = "english"
 # Memories are one or two sentences, so document length says little about
@@ -127,6 +141,8 @@ def check_dimensions(embedding_type: str | None, dims: int | None) -> None:
 def additions_ddl(dims: int | None, embedding_type: str | None) -> list[str]:
     """Our idempotent additions to the library's tables (see the module docstring)."""
     statements = [
+        # Our own table beside the library's: the revision history (store.revisions).
+        " ".join(CREATE_REVISIONS_SQL.split()),
         f"""ALTER TABLE store ADD COLUMN IF NOT EXISTS search_text tsvector
             GENERATED ALWAYS AS (jsonb_to_tsvector('{TEXT_SEARCH_CONFIG}', value, '["string"]'))
             STORED""",
@@ -637,12 +653,85 @@ class MemoryStore(_MemorySearch, PostgresStore):
     # -- forgetting ----------------------------------------------------------
 
     def forget_namespace(self, namespace: tuple[str, ...]) -> int:
-        """Delete every memory in ``namespace`` and its descendants; return how many."""
+        """Delete every memory in ``namespace`` and its descendants, and their revisions;
+        return how many memories."""
         self._ensure_checked()
         ns_sql, ns_params = _ns_condition("prefix", namespace)
         with self._cursor() as cur:
             cur.execute(f"DELETE FROM store WHERE {ns_sql}", ns_params)
-            return int(cur.rowcount)
+            deleted = int(cur.rowcount)
+            if _scalar(cur.connection, f"SELECT to_regclass('{REVISIONS_TABLE}')"):
+                cur.execute(f"DELETE FROM memory_revisions WHERE {ns_sql}", ns_params)
+            return deleted
+
+    # -- writes with their revision -----------------------------------------
+
+    def write_memory(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: dict[str, Any] | None,
+        action: str,
+        provenance: Provenance,
+    ) -> Revision | None:
+        """Put (or, with ``value`` None, delete) one memory and record its revision, atomically.
+
+        ``action`` names the change (update, merge, delete, restore); a put on a key
+        that does not exist is recorded as ``create`` (unless it is a restore). Returns the revision, or None
+        when there was nothing to delete. The library's own put SQL does the write
+        (``_batch_put_ops``), on the connection that records the revision.
+        """
+        from langgraph.checkpoint.postgres import _internal
+        from psycopg.rows import dict_row
+
+        self._ensure_checked()
+        prefix = _namespace_to_text(namespace)
+        with (
+            _internal.get_connection(self.conn) as conn,
+            conn.transaction(),
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            cur.execute(LOCK_SQL, (lock_key(prefix, key),))
+            cur.execute(CURRENT_SQL, (prefix, key))
+            row = cur.fetchone()
+            previous = row["value"] if row else None
+            if value is None and previous is None:
+                return None
+            if previous is None and action != "restore":
+                action = "create"
+            self._batch_put_ops([(0, PutOp(namespace, key, value))], cur)
+            cur.execute(INSERT_SQL, insert_params(prefix, key, action, value, previous, provenance))
+            written = cast(dict[str, Any], cur.fetchone())
+        return Revision(
+            key=key,
+            revision=int(written["revision"]),
+            action=action,
+            value=value,
+            previous=previous,
+            thread_id=provenance.thread_id,
+            run_id=provenance.run_id,
+            source=provenance.source,
+            created_at=written["created_at"],
+            prefix=prefix,
+        )
+
+    def history(self, namespace: tuple[str, ...], key: str | None = None) -> list[Revision]:
+        """The revisions of one memory (or of every memory in ``namespace``), oldest first."""
+        prefix = _namespace_to_text(namespace)
+        with self._cursor() as cur:
+            if key is None:
+                cur.execute(NAMESPACE_HISTORY_SQL, (prefix,))
+            else:
+                cur.execute(HISTORY_SQL, (prefix, key))
+            return [revision_from_row(row) for row in cur.fetchall()]
+
+    def import_revisions(self, revisions: Sequence[Revision]) -> None:
+        """Write revisions as they are (export/import); existing numbers are kept."""
+        from store.revisions import RESTORE_SQL, restore_params
+
+        with self._cursor(pipeline=True) as cur:
+            for revision in revisions:
+                cur.execute(RESTORE_SQL, restore_params(revision))
 
     def count(self, namespace: tuple[str, ...]) -> int:
         """How many memories ``namespace`` (and its descendants) hold."""
@@ -783,12 +872,71 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
         return self._items_from_rows(fetched, self._scores(chosen, lexical_rows, fetched), op)
 
     async def aforget_namespace(self, namespace: tuple[str, ...]) -> int:
-        """Delete every memory in ``namespace`` and its descendants; return how many."""
+        """Delete every memory in ``namespace`` and its descendants, and their revisions;
+        return how many memories."""
         await self._ensure_checked()
         ns_sql, ns_params = _ns_condition("prefix", namespace)
         async with self._cursor() as cur:
             await cur.execute(f"DELETE FROM store WHERE {ns_sql}", ns_params)
-            return int(cur.rowcount)
+            deleted = int(cur.rowcount)
+            if await _ascalar(cur.connection, f"SELECT to_regclass('{REVISIONS_TABLE}')"):
+                await cur.execute(f"DELETE FROM memory_revisions WHERE {ns_sql}", ns_params)
+            return deleted
+
+    async def awrite_memory(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: dict[str, Any] | None,
+        action: str,
+        provenance: Provenance,
+    ) -> Revision | None:
+        """Async twin of ``MemoryStore.write_memory``."""
+        from langgraph.checkpoint.postgres import _ainternal
+        from psycopg.rows import dict_row
+
+        await self._ensure_checked()
+        prefix = _namespace_to_text(namespace)
+        async with (
+            _ainternal.get_connection(self.conn) as conn,
+            conn.transaction(),
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            await cur.execute(LOCK_SQL, (lock_key(prefix, key),))
+            await cur.execute(CURRENT_SQL, (prefix, key))
+            row = await cur.fetchone()
+            previous = row["value"] if row else None
+            if value is None and previous is None:
+                return None
+            if previous is None and action != "restore":
+                action = "create"
+            await self._batch_put_ops([(0, PutOp(namespace, key, value))], cur)
+            await cur.execute(
+                INSERT_SQL, insert_params(prefix, key, action, value, previous, provenance)
+            )
+            written = cast(dict[str, Any], await cur.fetchone())
+        return Revision(
+            key=key,
+            revision=int(written["revision"]),
+            action=action,
+            value=value,
+            previous=previous,
+            thread_id=provenance.thread_id,
+            run_id=provenance.run_id,
+            source=provenance.source,
+            created_at=written["created_at"],
+            prefix=prefix,
+        )
+
+    async def ahistory(self, namespace: tuple[str, ...], key: str | None = None) -> list[Revision]:
+        """Async twin of ``MemoryStore.history``."""
+        prefix = _namespace_to_text(namespace)
+        async with self._cursor() as cur:
+            if key is None:
+                await cur.execute(NAMESPACE_HISTORY_SQL, (prefix,))
+            else:
+                await cur.execute(HISTORY_SQL, (prefix, key))
+            return [revision_from_row(row) for row in await cur.fetchall()]
 
     async def acount(self, namespace: tuple[str, ...]) -> int:
         """How many memories ``namespace`` (and its descendants) hold."""
@@ -896,6 +1044,8 @@ async def _aacquire_setup_lock(conn: Any) -> None:
 
 STORE_TABLES = ("store_migrations", "store", "vector_migrations", "store_vectors")
 """The tables long-term memory lives in (LangGraph PostgresStore's, shared with DatabricksStore)."""
+MEMORY_TABLES = (*STORE_TABLES, REVISIONS_TABLE)
+"""STORE_TABLES and our own revision history: every table long-term memory needs."""
 
 
 def _store_options(settings: Any) -> dict[str, Any]:

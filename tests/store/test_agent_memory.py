@@ -63,9 +63,16 @@ def test_remember_recall_across_threads_and_forget(settings: Settings) -> None:
         about = _ask(graph, "What do you know about me?", "C", "alice")
         assert about.startswith("Here is what I remember about you: [")
         assert "my favourite colour is green" in about
-        # A restatement updates the memory instead of adding another.
+        # A restatement updates the memory instead of adding another; the same words
+        # change nothing, a new value replaces the old one (kept as a revision).
         again = _ask(graph, "Remember that my favourite colour is green!", "D", "alice")
-        assert again.startswith("Updated memory ")
+        assert again.startswith("Already remembered as memory ")
+        changed = _ask(graph, "My favourite colour is now blue", "D2", "alice")
+        assert changed.startswith("Updated memory ") and "green" in changed
+        assert _ask(graph, "What is my favourite colour?", "D3", "alice") == (
+            "Your favourite colour is blue."
+        )
+        _ask(graph, "Actually, my favorite color is green.", "D4", "alice")
         # Forgetting is destructive: it pauses for a human's decision first.
         _ask(graph, "Forget my favourite colour", "E", "alice")
         paused = graph.get_state({"configurable": {"thread_id": "E"}})

@@ -54,7 +54,9 @@ def test_tools_absent_without_a_user_or_a_store(memory_store: MemoryStore) -> No
     assert memory_tools("alice", None) == []
     assert [tool.name for tool in memory_tools("alice", memory_store)] == [
         "search_memories",
+        "list_memories",
         "save_memory",
+        "update_memory",
         "delete_memory",
     ]
 
@@ -78,7 +80,7 @@ def test_near_duplicate_updates_instead_of_adding(memory_store: MemoryStore) -> 
     first = _call(graph, "save_memory", {"content": "Prefers green tea"}, "alice")
     second = _call(graph, "save_memory", {"content": "prefers  green tea."}, "alice")
     key = first.removeprefix("Saved memory ").rstrip(".")
-    assert second == f"Updated memory {key}."
+    assert second == f"Updated memory {key} (it said: 'Prefers green tea')."
     different = _call(graph, "save_memory", {"content": "prefers black coffee"}, "alice")
     assert different.startswith("Saved memory ")
     assert memory_store.count(user_namespace("alice")) == 2
@@ -116,7 +118,7 @@ def test_explicit_key_overwrites(memory_store: MemoryStore) -> None:
     graph = _graph(memory_store)
     _call(graph, "save_memory", {"content": "lives in Lyon", "key": "home"}, "alice")
     assert _call(graph, "save_memory", {"content": "lives in Paris", "key": "home"}, "alice") == (
-        "Updated memory home."
+        "Updated memory home (it said: 'lives in Lyon')."
     )
     assert memory_store.get(user_namespace("alice"), "home").value == {"content": "lives in Paris"}
 
