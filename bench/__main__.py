@@ -11,15 +11,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
         "--only",
-        choices=["startup", "store", "locomo", "guards", "lakebase"],
+        choices=["startup", "store", "locomo", "guards", "lakebase", "updates"],
         action="append",
         help="run only these benchmarks",
     )
     parser.add_argument(
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
     )
+    parser.add_argument(
+        "--real-model",
+        action="store_true",
+        help="updates: run the suite through the model AGENT_MODEL configures (default offline)",
+    )
     args = parser.parse_args(argv)
-    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase"]
+    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase", "updates"]
     if "startup" in selected:
         from bench import startup
 
@@ -41,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
 
         report = store_scale.run(large=args.large, url=args.url)
         print(store_scale.render(report))
+    if "updates" in selected:
+        from bench import memory_updates
+
+        report = memory_updates.run(url=args.url, real_model=args.real_model)
+        print(memory_updates.render(report))
     if "lakebase" in selected:
         from bench import lakebase_rotation
 

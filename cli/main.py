@@ -123,6 +123,26 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", action="store_true", help="also delete every thread the user talked in"
     )
     forget.add_argument("--json", action="store_true", help="print JSON")
+
+    delete_thread = commands.add_parser(
+        "delete-thread", help="delete one thread: its checkpoints, ledger rows and user records"
+    )
+    delete_thread.add_argument("thread", help="thread id")
+    sweep = commands.add_parser(
+        "sweep", help="delete every thread idle for more than DAYS days (age-based cleanup)"
+    )
+    sweep.add_argument(
+        "--threads-older-than",
+        type=float,
+        required=True,
+        metavar="DAYS",
+        help="age of a thread's newest checkpoint, in days",
+    )
+    for cleanup in (delete_thread, sweep):
+        cleanup.add_argument(
+            "--dry-run", action="store_true", help="report what would go; delete nothing"
+        )
+        cleanup.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -516,6 +536,44 @@ def command_forget_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_deletion(report: Any, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**report.as_dict(), "dry_run": dry_run}, ensure_ascii=False))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    rows = ", ".join(f"{count} {table}" for table, count in report.rows.items())
+    print(f"{verb} {report.threads} thread(s): {rows or 'nothing'}")
+
+
+def command_delete_thread(args: argparse.Namespace) -> int:
+    from checkpointing.threads import validate_thread_id
+    from graph.cleanup import delete_thread
+
+    thread_id = validate_thread_id(args.thread)
+    with _open_for_browsing() as graph:
+        _require_memory(graph)
+        report = delete_thread(graph, thread_id, dry_run=args.dry_run)
+    if not report.threads:
+        return _fail(f"there is no thread {thread_id!r}", EXIT_FAILED)
+    _print_deletion(report, args.dry_run, args.json)
+    return 0
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    import math
+
+    from graph.cleanup import sweep_threads
+
+    days = args.threads_older_than
+    if not math.isfinite(days) or days < 0:
+        return _fail("--threads-older-than must be a number of days, 0 or more", EXIT_BAD_INPUT)
+    with _open_for_browsing() as graph:
+        _require_memory(graph)
+        report = sweep_threads(graph, days, dry_run=args.dry_run)
+    _print_deletion(report, args.dry_run, args.json)
+    return 0
+
+
 def command_status(args: argparse.Namespace) -> int:
     from checkpointing import RUN_TABLES
     from database.health import target_health
@@ -613,6 +671,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "history": command_history,
     "memories": command_memories,
     "forget-user": command_forget_user,
+    "delete-thread": command_delete_thread,
+    "sweep": command_sweep,
     "status": command_status,
     "pending": command_pending,
     "resume": command_resume,

@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import BaseTool
 
-from store.subjects import canonical_fact, parse_fact
+from store.subjects import canonical_fact, normalise_subject, parse_fact
 
 OFFLINE_LABEL = "offline (deterministic rule-based model, not an LLM)"
 MEMORIES_START = "<memories>"
@@ -178,13 +178,17 @@ def _remembered_lines(messages: Sequence[BaseMessage]) -> list[str]:
 
 
 def _memory_key_matching(messages: Sequence[BaseMessage], phrase: str) -> str | None:
-    """The key of the recalled memory that best matches ``phrase`` (lines look like ``[key] text``)."""
+    """The key of the recalled memory that best matches ``phrase`` (lines look like ``[key] text``):
+    the memory about that subject ("forget my favourite colour"), else the most words in common."""
     words = set(re.findall(r"\w+", phrase.lower()))
+    subject = normalise_subject(re.sub(r"^(?:my|the)\s+", "", phrase.strip(), flags=re.I))
     best: tuple[int, str] | None = None
     for line in _remembered_lines(messages):
-        if not line.startswith("[") or "]" not in line:
+        if not line.startswith("[") or "]" not in line or line.startswith("[shared:"):
             continue
         key, text = line[1:].split("]", 1)
+        if (fact := parse_fact(text)) and fact[0] == subject:
+            return key
         overlap = len(words & set(re.findall(r"\w+", text.lower())))
         if overlap and (best is None or overlap > best[0]):
             best = (overlap, key)

@@ -450,6 +450,19 @@ def forget_threads_record(store: BaseStore, user_id: str) -> int:
     return len(threads)
 
 
+def forget_thread_records(store: BaseStore, thread_ids: list[str]) -> int:
+    """Remove ``thread_ids`` from every user's record of threads (after deleting the threads)."""
+    if isinstance(store, MemoryStore):
+        return store.delete_keys((THREADS_ROOT,), thread_ids)
+    removed = 0
+    for namespace in store.list_namespaces(prefix=(THREADS_ROOT,)):
+        for thread_id in thread_ids:
+            if store.get(namespace, thread_id) is not None:
+                store.delete(namespace, thread_id)
+                removed += 1
+    return removed
+
+
 def memory_lines(items: list[SearchItem]) -> list[str]:
     """One ``[key] content`` line per memory (content flattened to one line); a shared
     scope's memories show as ``[shared:key]``."""

@@ -664,6 +664,15 @@ class MemoryStore(_MemorySearch, PostgresStore):
                 cur.execute(f"DELETE FROM memory_revisions WHERE {ns_sql}", ns_params)
             return deleted
 
+    def delete_keys(self, namespace_prefix: tuple[str, ...], keys: Sequence[str]) -> int:
+        """Delete items with these keys in ``namespace_prefix`` and its descendants; return how many."""
+        ns_sql, ns_params = _ns_condition("prefix", namespace_prefix)
+        with self._cursor() as cur:
+            cur.execute(
+                f"DELETE FROM store WHERE {ns_sql} AND key = ANY(%s)", [*ns_params, list(keys)]
+            )
+            return int(cur.rowcount)
+
     # -- writes with their revision -----------------------------------------
 
     def write_memory(
