@@ -124,6 +124,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     forget.add_argument("--json", action="store_true", help="print JSON")
 
+    export = commands.add_parser(
+        "export-user", help="print everything held about a user as JSON (memories, revisions)"
+    )
+    export.add_argument("user", help="the user id")
+    export.add_argument("--threads", action="store_true", help="include the user's threads")
+    import_user = commands.add_parser(
+        "import-user", help="put back what export-user wrote (rows that exist are kept)"
+    )
+    import_user.add_argument("file", help="the JSON file export-user wrote ('-': stdin)")
+    import_user.add_argument("--json", action="store_true", help="print JSON")
+    template = commands.add_parser(
+        "import-template-memories",
+        help="move memories written by Databricks' LangGraph template into our namespaces",
+    )
+    template.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a user id to match template namespaces against (repeatable; known users are used too)",
+    )
+    template.add_argument("--dry-run", action="store_true", help="report; change nothing")
+    template.add_argument("--json", action="store_true", help="print JSON")
+
     delete_thread = commands.add_parser(
         "delete-thread", help="delete one thread: its checkpoints, ledger rows and user records"
     )
@@ -536,6 +560,71 @@ def command_forget_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_export_user(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from store.namespace import encode_user_id
+    from store.transfer import export_user
+
+    encode_user_id(args.user)  # an empty id is bad input, before opening anything
+    with open_agent() as graph:
+        store = _require_store(graph)
+        data = export_user(store.conn, args.user, threads=args.threads)
+    print(json.dumps(data, ensure_ascii=False, indent=1))
+    return 0
+
+
+def command_import_user(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from store.transfer import import_user
+
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as handle:
+                text = handle.read()
+        data = json.loads(text)
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc.strerror}", EXIT_BAD_INPUT)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _fail(f"{args.file} is not JSON: {_one_line(exc)}", EXIT_BAD_INPUT)
+    with open_agent() as graph:
+        store = _require_store(graph)
+        counts = import_user(store.conn, data)
+    if args.json:
+        print(json.dumps({"user_id": data["user_id"], "rows_added": counts}, ensure_ascii=False))
+    else:
+        added = ", ".join(f"{count} {table}" for table, count in counts.items())
+        print(f"imported user {data['user_id']!r}: {added}")
+    return 0
+
+
+def command_import_template_memories(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from store.transfer import import_template_memories
+
+    if any(not user for user in args.user):
+        return _fail("--user must not be empty", EXIT_BAD_INPUT)
+    with open_agent() as graph:
+        store = _require_store(graph)
+        report = import_template_memories(store, users=args.user, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps({**report.as_dict(), "dry_run": args.dry_run}, ensure_ascii=False))
+        return 0
+    verb = "would move" if args.dry_run else "moved"
+    print(f"{verb} {len(report.moved)} template memories")
+    for label, key, user in report.moved:
+        print(f"  {label}/{key} -> user {user!r}")
+    for label in report.assumed:
+        print(f"  note: no known user maps to {label!r}; taken as that user id")
+    for label, users in report.collisions.items():
+        print(
+            f"  collision: template namespace {label!r} merged users "
+            f"{', '.join(repr(u) for u in users)}; left alone (split it by hand)"
+        )
+    return 0
+
+
 def _print_deletion(report: Any, dry_run: bool, as_json: bool) -> None:
     if as_json:
         print(json.dumps({**report.as_dict(), "dry_run": dry_run}, ensure_ascii=False))
@@ -671,6 +760,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "history": command_history,
     "memories": command_memories,
     "forget-user": command_forget_user,
+    "export-user": command_export_user,
+    "import-user": command_import_user,
+    "import-template-memories": command_import_template_memories,
     "delete-thread": command_delete_thread,
     "sweep": command_sweep,
     "status": command_status,
@@ -699,6 +791,8 @@ def _exit_for(exc: Exception) -> int:
     from graph.time_travel import ThreadExists
     from graph.validation import InvalidInput
     from nodes.review_tool_calls import InvalidDecision
+    from store.namespace import InvalidUserId
+    from store.transfer import InvalidExport
 
     if os.environ.get("MEMORY_AGENT_DEBUG"):
         raise exc
@@ -711,6 +805,8 @@ def _exit_for(exc: Exception) -> int:
         InvalidDecision,
         CheckpointNotFound,
         ThreadExists,
+        InvalidExport,
+        InvalidUserId,
     )
     if isinstance(exc, bad_input):
         return _fail(_one_line(exc), EXIT_BAD_INPUT)
