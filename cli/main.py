@@ -124,6 +124,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     forget.add_argument("--json", action="store_true", help="print JSON")
 
+    shared = commands.add_parser(
+        "shared",
+        help="the shared scope's memories (team knowledge every user recalls): the admin path",
+    )
+    shared_actions = shared.add_subparsers(dest="action", required=True, metavar="ACTION")
+    shared_add = shared_actions.add_parser("add", help="add (or update) one shared memory")
+    shared_add.add_argument("content", help="the fact, e.g. 'the team standup is at 9:30'")
+    shared_list = shared_actions.add_parser("list", help="the scope's memories, newest first")
+    shared_list.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    shared_delete = shared_actions.add_parser("delete", help="delete one shared memory by key")
+    shared_delete.add_argument("key", help="the memory's key (see `shared list`)")
+    for action in (shared_add, shared_list, shared_delete):
+        action.add_argument(
+            "--scope", help="the scope id (default: MEMORY_SHARED_SCOPE, which users recall)"
+        )
+        action.add_argument("--json", action="store_true", help="print JSON")
+
     export = commands.add_parser(
         "export-user", help="print everything held about a user as JSON (memories, revisions)"
     )
@@ -560,6 +577,53 @@ def command_forget_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_shared(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from graph.settings import Settings
+    from store import memories
+
+    settings = Settings.from_env()
+    scope = args.scope if args.scope is not None else settings.memory.shared_scope
+    if not scope:
+        return _fail("name the scope with --scope or set MEMORY_SHARED_SCOPE", EXIT_BAD_INPUT)
+    if args.action == "list" and args.limit < 1:
+        return _fail("--limit must be at least 1", EXIT_BAD_INPUT)
+    with open_agent(settings) as graph:
+        store = _require_store(graph)
+        if args.action == "add":
+            try:
+                saved = memories.save_shared(
+                    store, scope, args.content, provenance=_by_cli("admin")
+                )
+            except ValueError as exc:
+                return _fail(_one_line(exc), EXIT_BAD_INPUT)
+            if args.json:
+                print(json.dumps({"scope": scope, **saved.__dict__}, ensure_ascii=False))
+            else:
+                verb = "updated" if saved.updated else "added"
+                print(f"{verb} shared memory {saved.key} in scope {scope!r}")
+            return 0
+        if args.action == "delete":
+            deleted = memories.delete_shared(store, scope, args.key, provenance=_by_cli("admin"))
+            if args.json:
+                print(json.dumps({"scope": scope, "key": args.key, "deleted": deleted}))
+            elif deleted:
+                print(f"deleted shared memory {args.key}")
+            if not deleted:
+                return _fail(f"scope {scope!r} has no memory with key {args.key!r}", EXIT_FAILED)
+            return 0
+        items = memories.list_shared(store, scope, args.limit)
+        if args.json:
+            rows = [{"key": i.key, "content": i.value.get("content")} for i in items]
+            print(json.dumps(rows, ensure_ascii=False))
+            return 0
+        if not items:
+            print(f"no shared memories in scope {scope!r}")
+        for line in memories.memory_lines(items):
+            print(line)
+    return 0
+
+
 def command_export_user(args: argparse.Namespace) -> int:
     from graph.agent import open_agent
     from store.namespace import encode_user_id
@@ -760,6 +824,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "history": command_history,
     "memories": command_memories,
     "forget-user": command_forget_user,
+    "shared": command_shared,
     "export-user": command_export_user,
     "import-user": command_import_user,
     "import-template-memories": command_import_template_memories,

@@ -179,7 +179,7 @@ def _store_available(settings: Settings) -> str:
 def _memory_tools(settings: Settings) -> Any:
     from store.tools import make_memory_tools
 
-    return make_memory_tools(settings.memory.dedup_threshold)
+    return make_memory_tools(settings.memory.dedup_threshold, settings.memory.shared_scope)
 
 
 def _run_guards(pool: Any) -> dict[str, Any]:
@@ -208,6 +208,7 @@ def _compile(
         tools=[*BASE_TOOLS, *tools],
         user_tools=_memory_tools(settings),
         recall_limit=settings.memory.recall_limit,
+        shared_scope=settings.memory.shared_scope,
         **guards,
     )
     graph.memory_available = status.available

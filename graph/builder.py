@@ -243,13 +243,15 @@ def build_graph(
     ledger: ToolCallLedger | None = None,
     thread_lock: ThreadLock | None = None,
     recall_limit: int = DEFAULT_RECALL_LIMIT,
+    shared_scope: str | None = None,
 ) -> MemoryAgentGraph:
     """Compile the agent graph with any checkpointer and store (None: stateless).
 
     ``tools`` are bound on every run; ``user_tools`` (the memory tools,
     ``store.tools.make_memory_tools()``) only on runs that have a user id and a store. ``model`` defaults to the
     offline model. Each turn starts by recalling up to ``recall_limit`` of the
-    user's memories relevant to the latest message.
+    user's memories relevant to the latest message (and of ``shared_scope``'s, marked
+    shared, when one is configured).
     ``ledger`` runs side-effecting tool calls at most once per call id;
     ``thread_lock`` allows one run at a time per thread (both on the shared pool).
     """
@@ -262,7 +264,11 @@ def build_graph(
     builder.add_node(
         "recall_memories",
         RunnableCallable(
-            recall_memories_sync, recall_memories, name="recall_memories", limit=recall_limit
+            recall_memories_sync,
+            recall_memories,
+            name="recall_memories",
+            limit=recall_limit,
+            shared_scope=shared_scope,
         ),
     )
     builder.add_node(

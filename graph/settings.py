@@ -196,7 +196,8 @@ def model_settings_from_env(env: Mapping[str, str]) -> ModelSettings:
 
 def memory_settings_from_env(env: Mapping[str, str]) -> MemorySettings:
     """EMBEDDINGS, DATABRICKS_EMBEDDING_ENDPOINT, EMBEDDING_DIMS, OPENAI_EMBEDDING_MODEL,
-    MEMORY_SEARCH_MODE, MEMORY_DEDUP_THRESHOLD, MEMORY_RECALL_LIMIT."""
+    MEMORY_SEARCH_MODE, MEMORY_DEDUP_THRESHOLD, MEMORY_RECALL_LIMIT, MEMORY_SHARED_SCOPE,
+    MEMORY_EXTRACTION."""
     endpoint = _value(env, "DATABRICKS_EMBEDDING_ENDPOINT")
     # A Databricks embedding endpoint alone selects Databricks embeddings (as in
     # the Databricks templates); otherwise the offline hash embedder.
@@ -235,6 +236,8 @@ def memory_settings_from_env(env: Mapping[str, str]) -> MemorySettings:
         search_mode=mode,  # type: ignore[arg-type]
         dedup_threshold=threshold,
         recall_limit=_positive_int(env, "MEMORY_RECALL_LIMIT") or MemorySettings().recall_limit,
+        shared_scope=_value(env, "MEMORY_SHARED_SCOPE"),
+        extract_after_turn=_flag(env, "MEMORY_EXTRACTION"),
     )
 
 

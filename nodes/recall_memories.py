@@ -3,7 +3,9 @@
 Runs before every model call that starts a turn. With a user id and a store it
 searches the user's memories for the latest user message and puts them in
 ``recalled_memories`` as ``[key] content`` lines (the key lets the model delete
-one); without either it clears them. It also records that the user talked in
+one); without either it clears them. With a shared scope (deployment
+configuration, never the model's choice) that scope's memories are recalled
+too, after the user's own, as ``[shared:key]`` lines. It also records that the user talked in
 this thread, so ``forget-user --threads`` can find the user's threads. A
 database that has gone away costs the turn its memories, not its answer.
 """
@@ -21,6 +23,7 @@ from database.errors import is_connection_error, is_missing_table
 from graph.context import Context, run_context
 from graph.state import State
 from store import memories
+from store.namespace import shared_namespace
 
 logger = logging.getLogger("memory_agent")
 
@@ -46,8 +49,16 @@ def _unavailable(exc: Exception) -> dict[str, Any]:
     return {"recalled_memories": []}
 
 
+def _shared(scope: str | None) -> tuple[str, ...] | None:
+    return shared_namespace(scope) if scope else None
+
+
 async def recall_memories(
-    state: State, runtime: Runtime[Context], *, limit: int = DEFAULT_RECALL_LIMIT
+    state: State,
+    runtime: Runtime[Context],
+    *,
+    limit: int = DEFAULT_RECALL_LIMIT,
+    shared_scope: str | None = None,
 ) -> dict[str, Any]:
     """Recall the user's memories relevant to the latest message."""
     user_id = run_context(runtime.context).user_id
@@ -57,14 +68,20 @@ async def recall_memories(
     try:
         if thread_id := _thread_id():
             await memories.arecord_thread(runtime.store, user_id, thread_id)
-        found = await memories.asearch_memories(runtime.store, user_id, query, limit)
+        found = await memories.asearch_memories(
+            runtime.store, user_id, query, limit, shared=_shared(shared_scope)
+        )
     except Exception as exc:
         return _unavailable(exc)
     return {"recalled_memories": memories.memory_lines(found)}
 
 
 def recall_memories_sync(
-    state: State, runtime: Runtime[Context], *, limit: int = DEFAULT_RECALL_LIMIT
+    state: State,
+    runtime: Runtime[Context],
+    *,
+    limit: int = DEFAULT_RECALL_LIMIT,
+    shared_scope: str | None = None,
 ) -> dict[str, Any]:
     """Recall the user's memories relevant to the latest message (sync twin)."""
     user_id = run_context(runtime.context).user_id
@@ -74,7 +91,9 @@ def recall_memories_sync(
     try:
         if thread_id := _thread_id():
             memories.record_thread(runtime.store, user_id, thread_id)
-        found = memories.search_memories(runtime.store, user_id, query, limit)
+        found = memories.search_memories(
+            runtime.store, user_id, query, limit, shared=_shared(shared_scope)
+        )
     except Exception as exc:
         return _unavailable(exc)
     return {"recalled_memories": memories.memory_lines(found)}

@@ -57,3 +57,8 @@ class MemorySettings:
     search_mode: SearchMode = "hybrid"
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD
     recall_limit: int = DEFAULT_RECALL_LIMIT
+    shared_scope: str | None = None
+    """A shared scope (a team's or organisation's id) recalled and searched beside each
+    user's own memories, read-only for the model; None: no shared memories."""
+    extract_after_turn: bool = False
+    """Examine each finished turn for durable facts and save them (store.extraction)."""

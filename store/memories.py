@@ -19,7 +19,7 @@ from typing import Any
 from langgraph.store.base import BaseStore, SearchItem
 
 from store.config import DEFAULT_DEDUP_THRESHOLD
-from store.namespace import encode_user_id, is_shared, user_namespace
+from store.namespace import encode_user_id, is_shared, shared_namespace, user_namespace
 from store.postgres import AsyncMemoryStore, MemoryStore
 from store.revisions import Provenance, Revision
 from store.subjects import subject_of
@@ -273,6 +273,29 @@ async def aupdate_memory(
     value = memory_value(text)
     previous, revision = await awrite(store, namespace, key, value, "update", provenance)
     return _saved(key, "update", previous, revision)
+
+
+def save_shared(
+    store: BaseStore, scope_id: str, content: str, *, provenance: Provenance | None = None
+) -> SavedMemory:
+    """Add (or update, by subject or near-duplicate) a memory of a shared scope: the admin path.
+
+    No tool calls this: the model can read shared memories, never write them.
+    """
+    return save_to(store, shared_namespace(scope_id), content, provenance=provenance)
+
+
+def delete_shared(
+    store: BaseStore, scope_id: str, key: str, *, provenance: Provenance | None = None
+) -> bool:
+    """Delete one memory of a shared scope (admin path); False when there is no such key."""
+    previous, _ = write(store, shared_namespace(scope_id), key, None, "delete", provenance)
+    return previous is not None
+
+
+def list_shared(store: BaseStore, scope_id: str, limit: int = 100) -> list[SearchItem]:
+    """A shared scope's memories, most recently updated first."""
+    return store.search(shared_namespace(scope_id), limit=limit)
 
 
 class NoSuchRevision(LookupError):
