@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STORE_TABLES = ("store_migrations", "store", "vector_migrations", "store_vectors")
-# LangGraph's store tables (shared with DatabricksStore) and our revision history.
-MEMORY_TABLES = (*STORE_TABLES, "memory_revisions")
+# LangGraph's store tables (shared with DatabricksStore), our revision history and the
+# queue of turns waiting for fact extraction.
+MEMORY_TABLES = (*STORE_TABLES, "memory_revisions", "memory_extractions")
 IDENTITY_TYPES = ("SERVICE_PRINCIPAL", "USER", "GROUP")
 
 

@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
@@ -199,8 +199,14 @@ def _compile(
     store: Any,
     store_status: str,
     guards: dict[str, Any],
+    database: Database | None = None,
 ) -> MemoryAgentGraph:
     """Compile the graph on what was opened and label it with the memory status."""
+    extraction = None
+    if settings.memory.extract_after_turn and store is not None and checkpointer is not None:
+        from store.extraction import ExtractionQueue
+
+        extraction = ExtractionQueue(cast(Database, database).pool)
     graph = build_graph(
         checkpointer=checkpointer,
         store=store,
@@ -209,8 +215,10 @@ def _compile(
         user_tools=_memory_tools(settings),
         recall_limit=settings.memory.recall_limit,
         shared_scope=settings.memory.shared_scope,
+        extraction=extraction,
         **guards,
     )
+    graph.extraction_queue = extraction
     graph.memory_available = status.available
     graph.memory_status = status.message()
     graph.long_term_memory_status = store_status
@@ -237,6 +245,7 @@ def open_agent(
     with ExitStack() as stack:
         checkpointer = None
         guards: dict[str, Any] = {}
+        database: Database | None = None
         try:
             database = stack.enter_context(
                 open_database(settings.database, workspace_client=workspace_client)
@@ -270,11 +279,23 @@ def open_agent(
                 guards = _run_guards(database.pool)
         _report(status, settings)
         store, store_status = (
-            _open_store(settings, database) if status.available else (None, NO_DATABASE_FOR_STORE)
+            _open_store(settings, cast(Database, database))
+            if status.available
+            else (None, NO_DATABASE_FOR_STORE)
         )
-        yield _compile(
-            settings, chat_model, tools, status, checkpointer, store, store_status, guards
+        graph = _compile(
+            settings, chat_model, tools, status, checkpointer, store, store_status, guards, database
         )
+        if graph.extraction_queue is not None:
+            from graph.extraction import TurnExtractor
+
+            extractor = TurnExtractor(
+                graph, graph.extraction_queue, chat_model, settings.memory.dedup_threshold
+            )
+            extractor.start()  # also does turns a process that died left queued
+            stack.callback(extractor.stop)
+            graph.extractor = extractor
+        yield graph
 
 
 @asynccontextmanager
@@ -291,6 +312,7 @@ async def aopen_agent(
     async with AsyncExitStack() as stack:
         checkpointer = None
         guards: dict[str, Any] = {}
+        database: Database | None = None
         try:
             database = await stack.enter_async_context(
                 aopen_database(settings.database, workspace_client=workspace_client)
@@ -319,10 +341,20 @@ async def aopen_agent(
                 guards = _run_guards(database.pool)
         _report(status, settings)
         store, store_status = (
-            await _aopen_store(settings, database)
+            await _aopen_store(settings, cast(Database, database))
             if status.available
             else (None, NO_DATABASE_FOR_STORE)
         )
-        yield _compile(
-            settings, chat_model, tools, status, checkpointer, store, store_status, guards
+        graph = _compile(
+            settings, chat_model, tools, status, checkpointer, store, store_status, guards, database
         )
+        if graph.extraction_queue is not None:
+            from graph.extraction import AsyncTurnExtractor
+
+            extractor = AsyncTurnExtractor(
+                graph, graph.extraction_queue, chat_model, settings.memory.dedup_threshold
+            )
+            extractor.start()
+            stack.push_async_callback(extractor.stop)
+            graph.extractor = extractor
+        yield graph

@@ -36,7 +36,9 @@ from nodes import (
     route_model_output,
     run_tools,
 )
+from nodes.queue_extraction import queue_extraction, queue_extraction_sync
 from nodes.recall_memories import DEFAULT_RECALL_LIMIT
+from store.extraction import ExtractionQueue
 
 
 class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
@@ -65,6 +67,9 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     memory_status: str = "no checkpointer: runs are not saved"
     long_term_memory_status: str = "no store: no long-term memory"
     thread_lock: ThreadLock | None = None
+    extraction_queue: ExtractionQueue | None = None
+    extractor: Any = None
+    """The fact-extraction worker beside this graph (graph.extraction), when extraction is on."""
 
     def stream(
         self,
@@ -244,6 +249,7 @@ def build_graph(
     thread_lock: ThreadLock | None = None,
     recall_limit: int = DEFAULT_RECALL_LIMIT,
     shared_scope: str | None = None,
+    extraction: ExtractionQueue | None = None,
 ) -> MemoryAgentGraph:
     """Compile the agent graph with any checkpointer and store (None: stateless).
 
@@ -254,6 +260,8 @@ def build_graph(
     shared, when one is configured).
     ``ledger`` runs side-effecting tool calls at most once per call id;
     ``thread_lock`` allows one run at a time per thread (both on the shared pool).
+    With ``extraction`` each finished turn is queued there for fact extraction
+    (``graph.extraction`` does it, after the answer).
     """
     if model is None:
         from graph.offline_model import OfflineChatModel
@@ -296,7 +304,21 @@ def build_graph(
     builder.add_node("run_tools", run_tools(all_tools, ledger))
     builder.add_edge(START, "recall_memories")
     builder.add_edge("recall_memories", "call_model")
-    builder.add_conditional_edges("call_model", route_model_output, ["review_tool_calls", END])
+    if extraction is None:
+        builder.add_conditional_edges("call_model", route_model_output, ["review_tool_calls", END])
+    else:
+        builder.add_node(
+            "queue_extraction",
+            RunnableCallable(
+                queue_extraction_sync, queue_extraction, name="queue_extraction", queue=extraction
+            ),
+        )
+        builder.add_conditional_edges(
+            "call_model",
+            route_model_output,
+            {"review_tool_calls": "review_tool_calls", END: "queue_extraction"},
+        )
+        builder.add_edge("queue_extraction", END)
     builder.add_edge("run_tools", "call_model")
     compiled = builder.compile(checkpointer=checkpointer, store=store, name="memory-agent")
     # StateGraph.compile has no hook for the compiled class; switching the class of

@@ -52,6 +52,7 @@ from langgraph.store.postgres.base import (
 
 from database.retry import RetryStats, arun_with_retry, run_with_retry
 from store.config import SEARCH_MODES, SearchMode
+from store.extraction import CREATE_EXTRACTIONS_SQL, EXTRACTIONS_TABLE
 from store.fusion import FusionWeights, fuse_scores
 from store.revisions import (
     CREATE_REVISIONS_SQL,
@@ -141,8 +142,10 @@ def check_dimensions(embedding_type: str | None, dims: int | None) -> None:
 def additions_ddl(dims: int | None, embedding_type: str | None) -> list[str]:
     """Our idempotent additions to the library's tables (see the module docstring)."""
     statements = [
-        # Our own table beside the library's: the revision history (store.revisions).
+        # Our own tables beside the library's: the revision history (store.revisions)
+        # and the queue of turns waiting for fact extraction (store.extraction).
         " ".join(CREATE_REVISIONS_SQL.split()),
+        " ".join(CREATE_EXTRACTIONS_SQL.split()),
         f"""ALTER TABLE store ADD COLUMN IF NOT EXISTS search_text tsvector
             GENERATED ALWAYS AS (jsonb_to_tsvector('{TEXT_SEARCH_CONFIG}', value, '["string"]'))
             STORED""",
@@ -1053,8 +1056,9 @@ async def _aacquire_setup_lock(conn: Any) -> None:
 
 STORE_TABLES = ("store_migrations", "store", "vector_migrations", "store_vectors")
 """The tables long-term memory lives in (LangGraph PostgresStore's, shared with DatabricksStore)."""
-MEMORY_TABLES = (*STORE_TABLES, REVISIONS_TABLE)
-"""STORE_TABLES and our own revision history: every table long-term memory needs."""
+MEMORY_TABLES = (*STORE_TABLES, REVISIONS_TABLE, EXTRACTIONS_TABLE)
+"""STORE_TABLES and our own (revision history, extraction queue): every table long-term
+memory needs."""
 
 
 def _store_options(settings: Any) -> dict[str, Any]:

@@ -22,7 +22,9 @@ _SPELLINGS = {
     "neighbor": "neighbour",
 }
 _LEADING = re.compile(
-    r"^(?:(?:actually|also|so|ok|okay|update|correction|note|fyi|now|btw)\b[,:]?\s*)+", re.I
+    r"^(?:(?:actually|also|so|ok|okay|update|correction|note|fyi|now|btw|please|"
+    r"remember(?: that)?|note that)\b[,:]?\s*)+",
+    re.I,
 )
 _VERB = r"(?:is now|are now|is|are|has become|have become|became|changed to|has changed to|switched to|=|:)"
 _MY_FACT = re.compile(
