@@ -165,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
     template.add_argument("--dry-run", action="store_true", help="report; change nothing")
     template.add_argument("--json", action="store_true", help="print JSON")
 
+    consolidate = commands.add_parser(
+        "consolidate",
+        help="merge duplicates, resolve rival values and drop junk; deletions wait in `pending`",
+    )
+    consolidate.add_argument("--user", help="only this user (default: every user)")
+    consolidate.add_argument("--dry-run", action="store_true", help="report; change nothing")
+    consolidate.add_argument("--json", action="store_true", help="print JSON")
+
     delete_thread = commands.add_parser(
         "delete-thread", help="delete one thread: its checkpoints, ledger rows and user records"
     )
@@ -624,6 +632,53 @@ def command_shared(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_consolidate(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from graph.consolidation import propose_deletions
+    from graph.settings import Settings
+    from store.consolidation import apply_consolidation, plan_consolidation
+    from store.transfer import known_user_ids
+
+    if args.user is not None and not args.user:
+        return _fail("--user must not be empty", EXIT_BAD_INPUT)
+    settings = Settings.from_env()
+    reports = []
+    with open_agent(settings) as graph:
+        store = _require_store(graph)
+        users = [args.user] if args.user else sorted(known_user_ids(store))
+        for user in users:
+            plan = plan_consolidation(store, user, dedup_threshold=settings.memory.dedup_threshold)
+            report: dict[str, Any] = {**plan.as_dict(), "changed": 0, "approval_thread": None}
+            if not args.dry_run and not plan.empty:
+                report["changed"] = apply_consolidation(store, plan)
+                if plan.deletions:
+                    _require_memory(graph)
+                    report["approval_thread"] = propose_deletions(graph, user, plan.deletions)
+            reports.append(report)
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "users": reports}, ensure_ascii=False))
+        return 0
+    for report in reports:
+        deletions = report["deletions"]
+        print(
+            f"user {report['user_id']!r}: {len(report['subjects'])} subjects recorded, "
+            f"{len(report['merges'])} merges, {len(deletions)} deletions proposed"
+            + (" (dry run: nothing changed)" if args.dry_run else "")
+        )
+        for deletion in deletions:
+            print(
+                f"  delete {deletion['key']}: {deletion['reason']}: {_preview(deletion['content'])}"
+            )
+        if report["approval_thread"]:
+            print(
+                f"  waiting for approval in thread {report['approval_thread']}: "
+                "see `memory-agent pending`, decide with `memory-agent resume`"
+            )
+    if not reports:
+        print("no users with memories")
+    return 0
+
+
 def command_export_user(args: argparse.Namespace) -> int:
     from graph.agent import open_agent
     from store.namespace import encode_user_id
@@ -828,6 +883,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export-user": command_export_user,
     "import-user": command_import_user,
     "import-template-memories": command_import_template_memories,
+    "consolidate": command_consolidate,
     "delete-thread": command_delete_thread,
     "sweep": command_sweep,
     "status": command_status,
