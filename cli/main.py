@@ -1,5 +1,6 @@
 """The ``memory-agent`` command line: chat, ask, threads, history, status, pending, resume,
-fork, memories, forget-user.
+fork, memories (list, search, delete, history, restore), forget-user, shared, consolidate,
+export-user, import-user, import-template-memories, delete-thread, sweep.
 
 Imports are deferred to the command that needs them so that ``--help`` and
 argument errors are instant and ``ask`` starts in about a second. Every
