@@ -67,6 +67,7 @@ from store.revisions import (
     insert_params,
     lock_key,
     revision_from_row,
+    written_revision,
 )
 
 TEXT_SEARCH_CONFIG = "english"
@@ -714,18 +715,7 @@ class MemoryStore(_MemorySearch, PostgresStore):
             self._batch_put_ops([(0, PutOp(namespace, key, value))], cur)
             cur.execute(INSERT_SQL, insert_params(prefix, key, action, value, previous, provenance))
             written = cast(dict[str, Any], cur.fetchone())
-        return Revision(
-            key=key,
-            revision=int(written["revision"]),
-            action=action,
-            value=value,
-            previous=previous,
-            thread_id=provenance.thread_id,
-            run_id=provenance.run_id,
-            source=provenance.source,
-            created_at=written["created_at"],
-            prefix=prefix,
-        )
+        return written_revision(prefix, key, action, value, previous, provenance, written)
 
     def history(self, namespace: tuple[str, ...], key: str | None = None) -> list[Revision]:
         """The revisions of one memory (or of every memory in ``namespace``), oldest first."""
@@ -927,18 +917,7 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
                 INSERT_SQL, insert_params(prefix, key, action, value, previous, provenance)
             )
             written = cast(dict[str, Any], await cur.fetchone())
-        return Revision(
-            key=key,
-            revision=int(written["revision"]),
-            action=action,
-            value=value,
-            previous=previous,
-            thread_id=provenance.thread_id,
-            run_id=provenance.run_id,
-            source=provenance.source,
-            created_at=written["created_at"],
-            prefix=prefix,
-        )
+        return written_revision(prefix, key, action, value, previous, provenance, written)
 
     async def ahistory(self, namespace: tuple[str, ...], key: str | None = None) -> list[Revision]:
         """Async twin of ``MemoryStore.history``."""

@@ -181,3 +181,27 @@ def restore_params(revision: Revision) -> tuple[Any, ...]:
         revision.source,
         revision.created_at,
     )
+
+
+def written_revision(
+    prefix: str,
+    key: str,
+    action: str,
+    value: dict[str, Any] | None,
+    previous: dict[str, Any] | None,
+    provenance: Provenance,
+    written: dict[str, Any],
+) -> Revision:
+    """The revision ``INSERT_SQL`` just wrote (``written``: its RETURNING row)."""
+    return Revision(
+        key=key,
+        revision=int(written["revision"]),
+        action=action,
+        value=value,
+        previous=previous,
+        thread_id=provenance.thread_id,
+        run_id=provenance.run_id,
+        source=provenance.source,
+        created_at=written["created_at"],
+        prefix=prefix,
+    )

@@ -18,17 +18,9 @@ import pytest
 from graph.agent import aopen_agent, open_agent
 from graph.context import Context
 from graph.settings import Settings
+from tests.store.turns import ask as _ask
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _ask(graph: Any, text: str, thread: str, user: str | None) -> str:
-    result = graph.invoke(
-        {"messages": [("user", text)]},
-        {"configurable": {"thread_id": thread}},
-        context=Context(user_id=user),
-    )
-    return str(result["messages"][-1].content)
 
 
 def _resume(graph: Any, decision: dict[str, Any], thread: str) -> str:

@@ -4,26 +4,16 @@ admin path (the CLI) writes it; the model can neither choose the scope nor chang
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from cli.main import main
 from graph.agent import open_agent
-from graph.context import Context
 from graph.settings import Settings
 from store import memories
 from store.namespace import shared_namespace
 from store.tools import make_memory_tools
-
-
-def _ask(graph: Any, text: str, thread: str, user: str) -> str:
-    result = graph.invoke(
-        {"messages": [("user", text)]},
-        {"configurable": {"thread_id": thread}},
-        context=Context(user_id=user),
-    )
-    return str(result["messages"][-1].content)
+from tests.store.turns import ask as _ask
 
 
 def test_shared_scope_read_by_all_written_only_by_admin(

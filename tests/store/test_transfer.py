@@ -10,7 +10,6 @@ import pytest
 
 from cli.main import main
 from graph.agent import open_agent
-from graph.context import Context
 from graph.settings import Settings
 from store import memories
 from store.namespace import user_namespace
@@ -22,6 +21,7 @@ from store.transfer import (
     import_user,
     template_label,
 )
+from tests.store.turns import ask as _ask
 
 
 @pytest.fixture
@@ -29,15 +29,6 @@ def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("AUTO_SETUP", "1")
     return Settings.from_env()
-
-
-def _ask(graph: Any, text: str, thread: str, user: str) -> str:
-    result = graph.invoke(
-        {"messages": [("user", text)]},
-        {"configurable": {"thread_id": thread}},
-        context=Context(user_id=user),
-    )
-    return str(result["messages"][-1].content)
 
 
 def test_export_forget_import_restores_the_same_rows(
