@@ -89,6 +89,7 @@ class TurnExtractor(_Extraction):
     ) -> None:
         super().__init__(graph, queue, model, dedup_threshold)
         self._stopping = threading.Event()
+        self._draining = False
         self._thread: threading.Thread | None = None
 
     def facts(self, text: str) -> list[str]:
@@ -133,6 +134,8 @@ class TurnExtractor(_Extraction):
                 self.run_pending()
             except Exception:
                 logger.exception("fact extraction worker: database unavailable; retrying")
+            if self._draining:
+                return
             self.queue.wake.wait(IDLE_WAIT_SECONDS)
 
     def start(self) -> None:
@@ -140,17 +143,17 @@ class TurnExtractor(_Extraction):
         self._thread.start()
 
     def stop(self, drain_seconds: float = 10.0) -> None:
-        """Finish what is queued (for up to ``drain_seconds``), then stop the thread."""
+        """Finish what is queued (for up to ``drain_seconds``), then stop the thread.
+
+        A turn still queued after that stays queued for the next process.
+        """
         if self._thread is None:
             return
-        self.queue.wake.set()
-        self._thread.join(timeout=0.05)
-        finisher = threading.Thread(target=self.run_pending, daemon=True)
-        finisher.start()
-        finisher.join(timeout=drain_seconds)
-        self._stopping.set()
+        self._draining = True
         self.queue.wake.set()
         self._thread.join(timeout=drain_seconds)
+        self._stopping.set()  # between turns: a turn in progress is finished, never cut
+        self._thread.join()
         self._thread = None
 
 
@@ -167,6 +170,7 @@ class AsyncTurnExtractor(_Extraction):
         super().__init__(graph, queue, model, dedup_threshold)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._draining = False
 
     async def facts(self, text: str) -> list[str]:
         if self.model is None:
@@ -208,6 +212,8 @@ class AsyncTurnExtractor(_Extraction):
                 await self.run_pending()
             except Exception:
                 logger.exception("fact extraction worker: database unavailable; retrying")
+            if self._draining:
+                return
             # The queue's event is a threading.Event: poll it without blocking the loop.
             for _ in range(int(IDLE_WAIT_SECONDS / 0.05)):
                 if self.queue.wake.is_set() or self._stopping:

@@ -118,3 +118,23 @@ def _with_extraction(settings: Settings) -> Settings:
     from dataclasses import replace
 
     return replace(settings, memory=replace(settings.memory, extract_after_turn=True))
+
+
+async def test_the_async_agent_extracts_too(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graph.agent import aopen_agent
+
+    monkeypatch.setenv("MEMORY_EXTRACTION", "1")
+    async with aopen_agent(Settings.from_env()) as graph:
+        await graph.ainvoke(
+            {"messages": [("user", "My dog is Rex and I work at Acme.")]},
+            {"configurable": {"thread_id": "a1"}},
+            context=Context(user_id="amy"),
+        )
+    # Leaving the agent finishes the queued turn (the task is never cut mid-turn).
+    async with aopen_agent(settings) as graph:
+        found = await memories.alist_memories(graph.store, "amy")
+        assert {item.value["content"] for item in found} == {"my dog is Rex", "my employer is Acme"}
+        history = await graph.store.ahistory(("user_memories", "amy"))
+        assert {(r.source, r.thread_id) for r in history} == {("extraction", "a1")}
