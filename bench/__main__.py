@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench import memory_updates
 
         report = memory_updates.run(url=args.url, real_model=args.real_model)
-        print(memory_updates.render(report))
+        baseline = memory_updates.run_add_only(url=args.url)
+        print(memory_updates.render(report, baseline))
     if "lakebase" in selected:
         from bench import lakebase_rotation
 

@@ -16,6 +16,12 @@ the subject and counts:
   (or, after a delete, any value at all);
 - revision: the user's revision history grew by exactly one change of the
   expected kind (create, update or delete).
+
+Side by side, in the same run, the same script against the store as it was
+before subjects and revisions: every fact saved in one wording ("my X is V"),
+a near-duplicate (cosine >= 0.95) merged, anything else added, and "forget my
+X" deleting the best-matching memory — an add-only pipeline with dedup, the
+kind that keeps conflicting facts (mem0#5576).
 """
 
 from __future__ import annotations
@@ -203,8 +209,68 @@ def run(url: str | None = None, *, real_model: bool = False, users: int = USERS)
         "with_revision": outcome.with_revision,
         "by_kind": outcome.by_kind,
         "failures": outcome.failures[:20],
-        "model": "configured (AGENT_MODEL)" if real_model else "offline",
+        "model": "configured model (AGENT_MODEL)" if real_model else "offline model",
         "seconds": seconds,
+    }
+
+
+def run_add_only(url: str | None = None, *, users: int = USERS) -> dict[str, Any]:
+    """The same script on the store's previous behaviour (see the module docstring)."""
+    from psycopg_pool import ConnectionPool
+
+    from database.connect import CONNECTION_KWARGS
+    from store import memories
+    from store.embeddings import HashEmbeddings
+    from store.namespace import user_namespace
+    from store.postgres import MemoryStore
+
+    changes = script(users)
+    outcome = Outcome()
+    started = time.perf_counter()
+    with (
+        bench_database(url) as database_url,
+        ConnectionPool(database_url, kwargs=CONNECTION_KWARGS, min_size=1, max_size=2) as pool,
+    ):
+        store = MemoryStore(pool, embeddings=HashEmbeddings(384), dims=384)
+        store.setup()
+        for user in sorted({change.user for change in changes}):
+            for fact in random.Random(user).sample(NOISE, 3):
+                store.put(user_namespace(user), uuid.uuid4().hex, {"content": fact})
+        for change in changes:
+            namespace = user_namespace(change.user)
+            if change.value is None:
+                words = set(f"my {change.subject}".split())
+                hits = store.search(namespace, query=f"my {change.subject}", limit=5)
+                best = max(
+                    hits,
+                    key=lambda hit: len(words & set(memories.content_of(hit.value).split())),
+                    default=None,
+                )
+                if best is not None:
+                    store.delete(namespace, best.key)
+            else:
+                text = f"my {change.subject} is {change.value}"
+                hits = store.search(namespace, query=text, limit=1, mode="vector")
+                duplicate = hits[0].key if hits and (hits[0].score or 0) >= 0.95 else None
+                store.put(namespace, duplicate or uuid.uuid4().hex, {"content": text})
+            top, stale = _check(store, change.user, change.subject, change.value)
+            outcome.changes += 1
+            outcome.current_first += top
+            outcome.superseded_as_current += stale
+            counts = outcome.by_kind.setdefault(change.kind, [0, 0, 0, 0])
+            counts[0] += 1
+            counts[1] += top
+            counts[2] += stale
+    return {
+        "users": len({change.user for change in changes}),
+        "changes": outcome.changes,
+        "current_first": outcome.current_first,
+        "superseded_as_current": outcome.superseded_as_current,
+        "with_revision": 0,
+        "by_kind": outcome.by_kind,
+        "failures": [],
+        "model": "none (store API, add-only with dedup: the previous behaviour)",
+        "seconds": time.perf_counter() - started,
     }
 
 
@@ -241,7 +307,15 @@ def _check(store: Any, user: str, subject: str, value: str | None) -> tuple[bool
     return top, stale
 
 
-def render(report: dict[str, Any]) -> str:
+def render(report: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
+    text = _render_one(report)
+    if baseline is not None:
+        text += "\n" + _render_one(baseline)
+    write_report("memory_updates", text, {"suite": report, "add_only": baseline})
+    return text
+
+
+def _render_one(report: dict[str, Any]) -> str:
     changes = report["changes"]
 
     def share(count: int, total: int) -> str:
@@ -271,10 +345,9 @@ def render(report: dict[str, Any]) -> str:
         rows,
     )
     text = (
-        f"## Memory updates ({report['model']} model, {report['users']} users, "
+        f"## Memory updates ({report['model']}, {report['users']} users, "
         f"{changes} changes, {report['seconds']:.0f} s)\n\n{table}\n"
     )
     if report["failures"]:
         text += "\nFirst failures:\n" + "\n".join(f"- {line}" for line in report["failures"])
-    write_report("memory_updates", text, report)
     return text
