@@ -11,6 +11,7 @@ InMemoryStore); with a ``MemoryStore`` the duplicate check uses its vector mode
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -55,7 +56,13 @@ def _clean(content: str) -> str:
 
 
 def _similar_kwargs(store: BaseStore) -> dict[str, Any]:
-    return {"mode": "vector"} if isinstance(store, MemoryStore | AsyncMemoryStore) else {}
+    # A cosine similarity to compare with the threshold: our stores' vector mode (sync
+    # search on MemoryStore, asearch on AsyncMemoryStore; a hybrid score is not one).
+    return {"mode": "vector"} if isinstance(store, MemoryStore) else {}
+
+
+def _asimilar_kwargs(store: BaseStore) -> dict[str, Any]:
+    return {"mode": "vector"} if isinstance(store, AsyncMemoryStore) else {}
 
 
 def _duplicate_key(hits: list[SearchItem], threshold: float) -> str | None:
@@ -128,9 +135,9 @@ async def awrite(
         revision = await store.awrite_memory(
             namespace, key, value, action, provenance or Provenance()
         )
-        if revision is None:
-            return None, None
-        return revision.previous, revision
+        return (revision.previous, revision) if revision else (None, None)
+    if isinstance(store, MemoryStore):  # a sync store under ainvoke: same write, in a thread
+        return await asyncio.to_thread(write, store, namespace, key, value, action, provenance)
     item = await store.aget(namespace, key)
     if value is None:
         if item is not None:
@@ -188,7 +195,7 @@ async def asave_to(
     if key is None and (subject := value.get("subject")):
         key = _same_subject(await store.asearch(namespace, filter={"subject": subject}, limit=1))
     if key is None:
-        hits = await store.asearch(namespace, query=text, limit=1, **_similar_kwargs(store))
+        hits = await store.asearch(namespace, query=text, limit=1, **_asimilar_kwargs(store))
         key = _duplicate_key(hits, dedup_threshold)
         action = "merge"
     current = await store.aget(namespace, key) if key is not None else None

@@ -112,3 +112,13 @@ def test_overwriting_needs_approval_adding_does_not() -> None:
     # By name too, even without the metadata.
     assert needs_approval("update_memory", {}, {})
     assert needs_approval("save_memory", {}, {"key": "k"})
+
+
+async def test_a_sync_store_under_async_calls_still_records_revisions(
+    memory_store: MemoryStore,
+) -> None:
+    saved = await memories.asave_memory(memory_store, "ann", "my city is Lyon")
+    await memories.asave_memory(memory_store, "ann", "my city is now Paris")
+    assert await memories.adelete_memory(memory_store, "ann", saved.key)
+    history = memories.memory_history(memory_store, "ann", saved.key)
+    assert [r.action for r in history] == ["create", "update", "delete"]
