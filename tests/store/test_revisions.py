@@ -122,3 +122,30 @@ async def test_a_sync_store_under_async_calls_still_records_revisions(
     assert await memories.adelete_memory(memory_store, "ann", saved.key)
     history = memories.memory_history(memory_store, "ann", saved.key)
     assert [r.action for r in history] == ["create", "update", "delete"]
+
+
+def test_history_and_restore_from_the_cli(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from cli.main import main
+    from graph.agent import open_agent
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AUTO_SETUP", "1")
+    with open_agent() as graph:
+        saved = memories.save_memory(graph.store, "ann", "my city is Lyon")
+        memories.save_memory(graph.store, "ann", "my city is now Paris")
+    assert main(["memories", "history", saved.key, "--user", "ann"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        "r1 create" in lines[0] and "r2 update" in lines[1] and "(was: my city is Lyon)" in lines[1]
+    )
+    assert main(["memories", "restore", saved.key, "1", "--user", "ann", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["revision"] == 3
+    assert main(["memories", "search", "city", "--user", "ann"]) == 0
+    assert capsys.readouterr().out.strip() == f"[{saved.key}] my city is Lyon"
+    assert main(["memories", "restore", saved.key, "7", "--user", "ann"]) == 2
+    assert "has no revision 7" in capsys.readouterr().err
+    assert main(["memories", "history", "--user", "nobody"]) == 1
