@@ -88,12 +88,15 @@ def show_long_term_memory(run_id: str) -> None:
     _run(["ask", "What do you know about me?", "--thread", f"lt-{run_id}-2", "--user", user])
     _run(["ask", "What do you know about me?", "--thread", f"lt-{run_id}-3", "--user", other])
     _run(["memories", "list", "--user", user])
+    # A new value replaces the old one (no rival memory); the old one stays in the history.
+    _run(["ask", "My favourite tea is now sencha.", "--thread", f"lt-{run_id}-4", "--user", user])
+    _run(["memories", "history", "--user", user])
 
 
 def show_approval(run_id: str) -> None:
     user, thread = f"ada-{run_id}", f"approve-{run_id}"
     _say("6. Deleting a memory pauses for approval; another process resumes it")
-    _run(["ask", "Forget that my favourite tea is oolong.", "--thread", thread, "--user", user])
+    _run(["ask", "Forget my favourite tea.", "--thread", thread, "--user", user])
     _run(["pending"])
     _run(["resume", thread, "--approve"])
     _run(["memories", "list", "--user", user])
