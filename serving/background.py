@@ -455,7 +455,16 @@ class BackgroundRuns:
             builder = ResumableOutputBuilder.from_log(
                 response_id, stored.created_at.timestamp(), logged
             )
-            turn, catch_up = await self._resumed_turn(stored)
+            try:
+                turn, catch_up = await self._resumed_turn(stored)
+            except Exception as exc:  # it cannot go on: end it, or every scan would retry it
+                logger.exception("cannot continue background response %s", response_id)
+                text = str(exc).strip().splitlines()
+                error = _error("task_failed", text[0] if text else type(exc).__name__)
+                await run.append({"type": "error", "error": error}, closing=True)
+                await run.finish("failed", error)
+                await run.close()
+                return False
             for event in builder.catch_up(catch_up):
                 if not await run.append(event):
                     break

@@ -209,6 +209,7 @@ def create_app(
             "memory_available": bool(graph.memory_available),
             "status": graph.memory_status,
             "deployed": settings.serving.deployed,
+            "background_runs": _running.background is not None,
         }
         pool = getattr(graph.checkpointer, "conn", None)
         if pool is not None and hasattr(pool, "get_stats"):

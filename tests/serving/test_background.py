@@ -47,6 +47,7 @@ def server(
 ) -> Iterator[RunningServer]:
     home = tmp_path_factory.mktemp("background-home")
     env = background_env(home, module_database_url, "0.2:0.3")
+    env["TASK_TIMEOUT_SECONDS"] = "8"
     running = start_server(env, home / "server.log", BACKGROUND_APP, module_database_url)
     yield running
     stop_server(running)
@@ -174,3 +175,25 @@ def test_unknown_response_is_a_404_and_starting_after_needs_stream(
     assert "resp_nothing" in missing.json()["detail"]
     misuse = httpx.get(f"{server.base_url}/responses/resp_x?starting_after=3", timeout=10)
     assert misuse.status_code == 400
+
+
+def test_a_run_past_the_task_timeout_fails_with_the_reason(server: RunningServer) -> None:
+    thread_id = f"bg-{uuid.uuid4().hex[:8]}"
+    client = server.client()
+    created = client.responses.create(
+        model="agent",
+        input="append 60 slow",  # 60 calls sleep 24 s or more: far past the 8 s limit
+        background=True,
+        extra_body=thread_inputs(thread_id),
+    )
+    finished = wait_until_finished(server, created.id, timeout=120)
+    assert finished.status == "failed"
+    assert finished.error.code == "task_timeout"
+    assert "TASK_TIMEOUT_SECONDS" in finished.error.message
+    rows = side_effects(server.database_url or "", thread_id)
+    assert 1 <= len(rows) < 60 and len({call_id for call_id, _ in rows}) == len(rows)
+
+    follow_up = client.responses.create(
+        model="agent", input="hello", extra_body=thread_inputs(thread_id)
+    )
+    assert follow_up.output[-1].content[0].text == "echo: hello"

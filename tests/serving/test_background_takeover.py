@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -209,10 +210,19 @@ def start_runs(cluster: Cluster, first: int, count: int) -> dict[str, str]:
     return started
 
 
-@pytest.fixture
-def cluster(database_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    env = background_env(tmp_path, database_url, "0.15:0.4")
-    running = Cluster(env, tmp_path)
+@pytest.fixture(scope="module")
+def database_url(module_database_url: str) -> str:
+    return module_database_url
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    home = tmp_path_factory.mktemp("takeover")
+    env = background_env(home, module_database_url, "0.15:0.4")
+    env["BACKGROUND_DRAIN_SECONDS"] = "4"
+    running = Cluster(env, home)
     try:
         for child in [running.spawn() for _ in range(SERVERS)]:
             running.wait_ready(child)
@@ -244,9 +254,7 @@ def test_kill_9_the_owner_at_random_points_and_every_run_completes_once(
         by_pid = {child.pid: child for child in cluster.ready()}
         targets = [pid for pid in owners.values() if pid in by_pid]
         if not targets or len(by_pid) < 2:  # a run being taken over, or too few servers
-            print(
-                f"{time.monotonic() - deadline + DEADLINE_SECONDS:.1f}s wait ready {len(by_pid)} running {len(owners)} targets {len(targets)}"
-            )
+            print()
             time.sleep(0.05)
             continue
         victim = by_pid[rng.choice(targets)]
@@ -281,7 +289,7 @@ def test_kill_9_the_owner_at_random_points_and_every_run_completes_once(
         ledger = conn.execute(
             "SELECT thread_id, tool_call_id, state FROM tool_call_ledger"
         ).fetchall()
-    assert statuses == dict.fromkeys(runs, "completed"), (seed, statuses)
+    assert {r: statuses[r] for r in runs} == dict.fromkeys(runs, "completed"), seed
     assert attempts is not None and attempts[0] > 1, "no run was ever taken over"
     for follower in followers:
         expected = list(range(1, len(follower.numbers) + 1))
@@ -303,3 +311,59 @@ def test_kill_9_the_owner_at_random_points_and_every_run_completes_once(
         assert answer == f"done: appended {ROWS} rows for {thread_id}", (seed, answer)
         calls = [call for (thread, call) in transactional if thread == thread_id]
         assert len(calls) == ROWS, (seed, thread_id, calls)
+
+
+def test_sigterm_finishes_a_short_run_and_hands_a_long_one_over(
+    cluster: Cluster, database_url: str
+) -> None:
+    victim = cluster.ready()[0]
+    client = OpenAI(base_url=victim.url, api_key="x", max_retries=0)
+    started = {}
+    for thread_id, text in (
+        ("term-short", "append 1 term-short"),
+        ("term-long", "append 12 term-long"),
+    ):
+        created = client.responses.create(
+            model="agent",
+            input=text,
+            background=True,
+            extra_body={"custom_inputs": {"thread_id": thread_id}},
+        )
+        started[thread_id] = created.id
+    seen = victim.tool_lines()
+    while victim.tool_lines() < seen + 2:
+        time.sleep(0.01)
+    os.kill(victim.pid, signal.SIGTERM)  # drain: 4 s, then hand over
+    cluster.spawn()
+    while victim.alive():
+        time.sleep(0.05)
+
+    survivor = OpenAI(base_url=cluster.ready()[0].url, api_key="x", max_retries=0)
+    deadline = time.monotonic() + 90
+    finished: dict[str, Any] = {}
+    while len(finished) < 2 and time.monotonic() < deadline:
+        for thread_id, response_id in started.items():
+            response = survivor.responses.retrieve(response_id)
+            if response.status != "in_progress":
+                finished[thread_id] = response
+        time.sleep(0.1)
+    assert {t: r.status for t, r in finished.items()} == {
+        "term-short": "completed",
+        "term-long": "completed",
+    }
+    with psycopg.connect(database_url) as conn:
+        attempts = dict(
+            conn.execute(
+                "SELECT thread_id, attempt_number FROM background_responses "
+                "WHERE thread_id LIKE 'term-%'"
+            ).fetchall()
+        )
+        rows = conn.execute(
+            "SELECT tool_call_id FROM test_side_effects WHERE thread_id = 'term-long'"
+        ).fetchall()
+    assert attempts["term-short"] == 1  # finished during the drain, by its own process
+    assert attempts["term-long"] >= 2  # handed over, continued elsewhere
+    assert len(rows) == 12 and len(set(rows)) == 12
+    assert (
+        finished["term-long"].output[-1].content[0].text == "done: appended 12 rows for term-long"
+    )
