@@ -221,7 +221,7 @@ async def _event_log(database_url: str, events: int, rounds: int) -> dict[str, A
     return {"events_per_round": events, "rounds": rounds, "seconds_per_event": timings}
 
 
-def run(url: str | None = None, rounds: int = 10, events: int = 500) -> dict[str, Any]:
+def run(url: str | None = None, rounds: int = 20, events: int = 500) -> dict[str, Any]:
     with bench_database(url) as database_url:
         log = asyncio.run(_event_log(database_url, events, 5))
         report = takeover(database_url, rounds)

@@ -38,7 +38,14 @@ from graph.builder import build_graph
 from graph.settings import Settings
 from serving.events import asetup_background_tables
 from serving.server import create_app
-from tests.workers.kit import SIDE_EFFECTS_SQL, ScriptedModel, _append_row_sql, _ids, _say
+from tests.workers.kit import (
+    SIDE_EFFECTS_SQL,
+    ScriptedModel,
+    _append_row_sql,
+    _ids,
+    _say,
+    delete_thing,
+)
 
 
 async def _pause() -> None:
@@ -82,6 +89,7 @@ def slow_tools() -> list[BaseTool]:
         StructuredTool.from_function(
             coroutine=notify, name="notify", metadata={"side_effects": "external"}
         ),
+        StructuredTool.from_function(func=delete_thing, metadata={"requires_approval": True}),
     ]
 
 

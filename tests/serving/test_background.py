@@ -197,3 +197,29 @@ def test_a_run_past_the_task_timeout_fails_with_the_reason(server: RunningServer
         model="agent", input="hello", extra_body=thread_inputs(thread_id)
     )
     assert follow_up.output[-1].content[0].text == "echo: hello"
+
+
+def test_a_run_that_pauses_for_approval_completes_with_the_request_and_resumes_later(
+    server: RunningServer,
+) -> None:
+    thread_id = f"bg-{uuid.uuid4().hex[:8]}"
+    client = server.client()
+    created = client.responses.create(
+        model="agent", input="delete k1", background=True, extra_body=thread_inputs(thread_id)
+    )
+    paused = wait_until_finished(server, created.id)
+    assert paused.status == "completed"
+    requests = [item for item in paused.output if item.type == "mcp_approval_request"]
+    assert [item.name for item in requests] == ["delete_thing"]
+    assert side_effects(server.database_url or "", thread_id) == []
+
+    resumed = client.responses.create(
+        model="agent",
+        input="approve",
+        background=True,
+        extra_body=thread_inputs(thread_id),
+    )
+    done = wait_until_finished(server, resumed.id)
+    assert done.status == "completed"
+    assert done.output[-1].content[0].text == "deleted k1"
+    assert [payload for _, payload in side_effects(server.database_url or "", thread_id)] == ["k1"]

@@ -38,9 +38,9 @@ from tests.serving.conftest import REPO, free_port
 from tests.serving.test_background import background_env
 
 KILLS = 20
-RUNNING = 5
+RUNNING = 4
 """Background runs kept going at once."""
-ROWS = 4
+ROWS = 8
 SERVERS = 4
 DEADLINE_SECONDS = 150
 
