@@ -23,7 +23,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -56,27 +55,12 @@ ITEM_EVENT = {
 }
 
 
-def _forker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.workers.server_forker", str(log_dir)],
-        cwd=REPO,
-        env={**env, "PYTHONPATH": str(REPO)},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-    return process
-
-
 def _spawn(forker: subprocess.Popen[str]) -> tuple[str, int]:
+    from tests.processes import fork_server
     from tests.serving.conftest import free_port
 
-    assert forker.stdin is not None and forker.stdout is not None
     port = free_port()
-    forker.stdin.write(f"spawn {port}\n")
-    forker.stdin.flush()
-    pid = int(forker.stdout.readline().split()[2])
+    pid = fork_server(forker, port)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -110,7 +94,9 @@ def takeover(database_url: str, rounds: int) -> dict[str, Any]:
         AGENT_MODEL="offline",
         TOOL_SLEEP="0.2:0.3",
     )
-    forker = _forker(env, home)
+    from tests.processes import start_server_forker
+
+    forker = start_server_forker(env, home)
     servers = dict(_spawn(forker) for _ in range(2))  # url → pid
     claims: list[float] = []
     resumes: list[float] = []

@@ -76,6 +76,14 @@ def side_effects(database_url: str, thread_id: str) -> list[tuple[str, str]]:
         ).fetchall()
 
 
+def assert_thread_answers(client: Any, thread_id: str) -> None:
+    """The thread takes a new turn, in the foreground, and answers it."""
+    follow_up = client.responses.create(
+        model="agent", input="hello", extra_body=thread_inputs(thread_id)
+    )
+    assert follow_up.output[-1].content[0].text == "echo: hello"
+
+
 def test_create_returns_at_once_and_retrieve_gives_the_output(server: RunningServer) -> None:
     thread_id = f"bg-{uuid.uuid4().hex[:8]}"
     client = server.client()
@@ -99,10 +107,7 @@ def test_create_returns_at_once_and_retrieve_gives_the_output(server: RunningSer
     ]
 
     # The same thread goes on, in the foreground, from where the background run left it.
-    follow_up = client.responses.create(
-        model="agent", input="hello", extra_body=thread_inputs(thread_id)
-    )
-    assert follow_up.output[-1].content[0].text == "echo: hello"
+    assert_thread_answers(client, thread_id)
 
 
 def test_a_stream_resumed_after_n_replays_exactly_the_events_after_n(
@@ -161,10 +166,7 @@ def test_cancel_stops_the_run_and_leaves_the_thread_answerable(server: RunningSe
     assert events[-1].type == "response.cancelled"
 
     # Every tool call of the thread has its answer: the next turn runs normally.
-    follow_up = client.responses.create(
-        model="agent", input="hello", extra_body=thread_inputs(thread_id)
-    )
-    assert follow_up.output[-1].content[0].text == "echo: hello"
+    assert_thread_answers(client, thread_id)
 
 
 def test_unknown_response_is_a_404_and_starting_after_needs_stream(
@@ -193,10 +195,7 @@ def test_a_run_past_the_task_timeout_fails_with_the_reason(server: RunningServer
     rows = side_effects(server.database_url or "", thread_id)
     assert 1 <= len(rows) < 60 and len({call_id for call_id, _ in rows}) == len(rows)
 
-    follow_up = client.responses.create(
-        model="agent", input="hello", extra_body=thread_inputs(thread_id)
-    )
-    assert follow_up.output[-1].content[0].text == "echo: hello"
+    assert_thread_answers(client, thread_id)
 
 
 def test_a_run_that_pauses_for_approval_completes_with_the_request_and_resumes_later(

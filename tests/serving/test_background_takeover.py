@@ -19,8 +19,6 @@ import contextlib
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -34,7 +32,8 @@ import psycopg
 import pytest
 from openai import OpenAI
 
-from tests.serving.conftest import REPO, free_port
+from tests.processes import fork_server, start_server_forker
+from tests.serving.conftest import free_port
 from tests.serving.test_background import background_env
 
 KILLS = 20
@@ -74,26 +73,13 @@ class Cluster:
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.forker = subprocess.Popen(
-            [sys.executable, "-m", "tests.workers.server_forker", str(log_dir)],
-            cwd=REPO,
-            env={**env, "PYTHONPATH": str(REPO)},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.forker.stdout is not None
-        assert self.forker.stdout.readline().strip() == "ready"
+        self.forker = start_server_forker(env, log_dir)
         self.children: list[Child] = []
         self.lock = threading.Lock()
 
     def spawn(self) -> Child:
-        assert self.forker.stdin is not None and self.forker.stdout is not None
         port = free_port()
-        self.forker.stdin.write(f"spawn {port}\n")
-        self.forker.stdin.flush()
-        _, _, pid = self.forker.stdout.readline().split()
-        child = Child(port, int(pid), self.log_dir / f"server-{port}.log")
+        child = Child(port, fork_server(self.forker, port), self.log_dir / f"server-{port}.log")
         with self.lock:
             self.children.append(child)
         return child
