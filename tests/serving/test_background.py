@@ -6,6 +6,7 @@ tools, so a run is still going when the test looks at it.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 import uuid
@@ -222,3 +223,38 @@ def test_a_run_that_pauses_for_approval_completes_with_the_request_and_resumes_l
     assert done.status == "completed"
     assert done.output[-1].content[0].text == "deleted k1"
     assert [payload for _, payload in side_effects(server.database_url or "", thread_id)] == ["k1"]
+
+
+def test_a_response_whose_process_died_before_it_ran_is_run_by_another(
+    server: RunningServer,
+) -> None:
+    from database.connect import CONNECTION_KWARGS
+    from serving.events import create_response
+
+    thread_id = f"bg-{uuid.uuid4().hex[:8]}"
+    response_id = f"resp_{uuid.uuid4().hex}"
+
+    async def store_and_die() -> None:
+        conn = await psycopg.AsyncConnection.connect(server.database_url or "", **CONNECTION_KWARGS)
+        await create_response(
+            conn,
+            response_id=response_id,
+            thread_id=thread_id,
+            user_id=None,
+            request={
+                "input": [{"type": "message", "role": "user", "content": "append 1 orphan"}],
+                "custom_inputs": {"thread_id": thread_id},
+            },
+            base_checkpoint_id=None,
+            base_messages=0,
+            owner="gone:1",
+        )
+        await conn.close()  # as a kill -9 right after storing it would: the lock is free
+
+    asyncio.run(store_and_die())
+    finished = wait_until_finished(server, response_id)
+    assert finished.status == "completed"
+    assert finished.output[-1].content[0].text == "done: appended 1 rows for orphan"
+    events = list(server.client().responses.retrieve(response_id, stream=True))
+    assert [e.sequence_number for e in events] == list(range(1, len(events) + 1))
+    assert events[0].type == "response.created" and events[-1].type == "response.completed"
