@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
         "--only",
-        choices=["startup", "store", "locomo", "guards", "lakebase", "updates"],
+        choices=["startup", "store", "locomo", "guards", "lakebase", "background", "updates"],
         action="append",
         help="run only these benchmarks",
     )
@@ -24,7 +24,15 @@ def main(argv: list[str] | None = None) -> int:
         help="updates: run the suite through the model AGENT_MODEL configures (default offline)",
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase", "updates"]
+    selected = args.only or [
+        "startup",
+        "locomo",
+        "store",
+        "guards",
+        "lakebase",
+        "background",
+        "updates",
+    ]
     if "startup" in selected:
         from bench import startup
 
@@ -46,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report = store_scale.run(large=args.large, url=args.url)
         print(store_scale.render(report))
+    if "background" in selected:
+        from bench import background
+
+        print(background.render(background.run(url=args.url)))
     if "updates" in selected:
         from bench import memory_updates
 
