@@ -77,6 +77,19 @@ class Outcome:
     by_kind: dict[str, list[int]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
+    def count(self, kind: str, top: bool, stale: bool, revised: bool) -> None:
+        """Add one checked change of ``kind`` to the totals and to its kind's row."""
+        self.changes += 1
+        self.checked += 1
+        self.current_first += top
+        self.superseded_as_current += stale
+        self.with_revision += revised
+        counts = self.by_kind.setdefault(kind, [0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += top
+        counts[2] += stale
+        counts[3] += revised
+
 
 def _wording(rng: random.Random, subject: str, value: str, kind: str) -> str:
     said = SPELLINGS.get(subject, subject) if rng.random() < 0.3 else subject
@@ -183,19 +196,10 @@ def run(url: str | None = None, *, real_model: bool = False, users: int = USERS)
                     for r in memories.memory_history(store, change.user)
                     if (r.key, r.revision) not in before
                 ]
-                outcome.changes += 1
                 expected = {"set": "create", "delete": "delete"}.get(change.kind, "update")
                 revised = len(new) == 1 and new[0].action == expected
-                outcome.with_revision += revised
                 top, stale = _check(store, change.user, change.subject, change.value)
-                outcome.checked += 1
-                outcome.current_first += top
-                outcome.superseded_as_current += stale
-                counts = outcome.by_kind.setdefault(change.kind, [0, 0, 0, 0])
-                counts[0] += 1
-                counts[1] += top
-                counts[2] += stale
-                counts[3] += revised
+                outcome.count(change.kind, top, stale, revised)
                 if not (top and revised) or stale:
                     outcome.failures.append(
                         f"{change.user} {change.kind} {change.message!r} -> {answer!r}"
@@ -254,13 +258,7 @@ def run_add_only(url: str | None = None, *, users: int = USERS) -> dict[str, Any
                 duplicate = hits[0].key if hits and (hits[0].score or 0) >= 0.95 else None
                 store.put(namespace, duplicate or uuid.uuid4().hex, {"content": text})
             top, stale = _check(store, change.user, change.subject, change.value)
-            outcome.changes += 1
-            outcome.current_first += top
-            outcome.superseded_as_current += stale
-            counts = outcome.by_kind.setdefault(change.kind, [0, 0, 0, 0])
-            counts[0] += 1
-            counts[1] += top
-            counts[2] += stale
+            outcome.count(change.kind, top, stale, False)
     return {
         "users": len({change.user for change in changes}),
         "changes": outcome.changes,
