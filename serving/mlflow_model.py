@@ -176,7 +176,7 @@ class ServedMemoryAgent(ResponsesAgent):
 
     # MLflow's ResponsesAgent narrows PythonModel.predict to (request); mypy sees an override.
     def predict(self, request: ResponsesAgentRequest) -> ResponsesAgentResponse:  # type: ignore[override]
-        return self._responses_agent().predict(request)  # type: ignore[no-any-return]
+        return self._responses_agent().predict(request)
 
     def predict_stream(  # type: ignore[override]
         self, request: ResponsesAgentRequest
