@@ -28,6 +28,11 @@ resource type for a Lakebase *autoscaling* database; it is recorded in the
 model's metadata instead and its grants are made with ``setup_lakebase.py
 --grant`` (see docs/deploy.md).
 
+**Logging touches nothing live.** MLflow runs the input example through a
+ResponsesAgent while saving it; during ``log-model`` that one turn is answered
+by the offline model with no database, so logging needs neither the endpoints
+nor the database (only the workspace, to resolve a Lakebase hostname).
+
 This module imports MLflow: only ``log-model`` and the loaded model import it.
 """
 
@@ -39,6 +44,7 @@ import re
 import threading
 from collections.abc import Generator, Mapping
 from contextlib import ExitStack
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -119,6 +125,25 @@ def database_configured(environ: Mapping[str, str]) -> bool:
     return any((environ.get(name) or "").strip() for name in DATABASE_VARIABLES)
 
 
+# MLflow runs the input example through the model while saving a ResponsesAgent. That
+# check happens inside log_agent_model, in this process, on the object the model code
+# built, which imports this very module: the flag tells it to answer offline, with no
+# database, so logging never calls the endpoints or writes a thread to the real memory.
+_logging_check: ContextVar[bool] = ContextVar("memory_agent_logging_check", default=False)
+
+
+def _open_for_logging_check(settings: Settings) -> Any:
+    """The graph with the offline model and no memory, reported nowhere (log-time check)."""
+    from graph.agent import MemoryStatus, _compile
+    from graph.models import load_chat_model
+    from graph.settings import ModelSettings
+
+    status = MemoryStatus(False, "none", "log-time check", "none")
+    return _compile(
+        settings, load_chat_model(ModelSettings()), (), status, None, None, "log-time check", {}
+    )
+
+
 def _open_stateless(settings: Settings) -> Any:
     """The graph without memory, reported as open_agent reports it (one warning, or an error)."""
     # open_agent always has a database to try (the embedded one by default); the served
@@ -165,6 +190,8 @@ class ServedMemoryAgent(ResponsesAgent):
 
         environ = serving_environment(self._logged)
         settings = Settings.from_env(environ)
+        if _logging_check.get():
+            return MemoryResponsesAgent(_open_for_logging_check(settings), settings)
         if not database_configured(environ):
             return MemoryResponsesAgent(_open_stateless(settings), settings)
         stack = ExitStack()
@@ -360,17 +387,23 @@ def log_agent_model(
             "embeddings": settings.memory.embeddings.describe(),
         }
     }
-    with mlflow.start_run(experiment_id=found.experiment_id, run_name=f"log-model {name}") as run:
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=str(MODEL_CODE),
-            code_paths=[str(REPO / package) for package in CODE_PACKAGES],
-            model_config={"environment": logged_environment(settings, environ, instance)},
-            resources=resources,
-            pip_requirements=pip_requirements(),
-            input_example=INPUT_EXAMPLE,
-            metadata=model_metadata,
-        )
+    checking = _logging_check.set(True)
+    try:
+        with mlflow.start_run(
+            experiment_id=found.experiment_id, run_name=f"log-model {name}"
+        ) as run:
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(MODEL_CODE),
+                code_paths=[str(REPO / package) for package in CODE_PACKAGES],
+                model_config={"environment": logged_environment(settings, environ, instance)},
+                resources=resources,
+                pip_requirements=pip_requirements(),
+                input_example=INPUT_EXAMPLE,
+                metadata=model_metadata,
+            )
+    finally:
+        _logging_check.reset(checking)
     return LoggedModel(
         model_uri=info.model_uri,
         run_id=run.info.run_id,
