@@ -14,7 +14,7 @@ help:
 	@echo "make test    run the whole test suite (notebooks included)"
 	@echo "make bench   run the benchmarks under bench/ (make bench-large for 1M rows)"
 	@echo "make serve   serve the agent over the Responses API on http://127.0.0.1:8000"
-	@echo "make eval    evaluate memory with mlflow.genai.evaluate into a local MLflow store"
+	@echo "make eval    evaluate memory across threads, users, updates and forgetting (MLflow)"
 	@echo "make lint | format | typecheck | lock | clean"
 
 install: $(STAMP)
