@@ -341,7 +341,13 @@ def pip_requirements(lock: Path | None = None) -> list[str]:
     import tomllib
 
     lock = lock or REPO / "requirements.lock"
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pyproject = REPO / "pyproject.toml"
+    if not (lock.is_file() and pyproject.is_file()):
+        raise ModelConfigError(
+            f"no {lock.name} and pyproject.toml beside the code in {REPO}: "
+            "run log-model from a checkout of the repository"
+        )
+    project = tomllib.loads(pyproject.read_text())["project"]
     needed = _runtime_closure(list(project["dependencies"]))
     pins = []
     for line in lock.read_text().splitlines():
