@@ -374,9 +374,11 @@ def log_agent_model(
     environ = os.environ if environ is None else environ
     instance = lakebase_instance_name(settings, workspace_client)
     resources, notes = declared_resources(settings, instance)
+    # Explicitly, from the settings: an earlier set_tracking_uri in this process would
+    # otherwise win over MLFLOW_TRACKING_URI.
     if settings.serving.mlflow_tracking_uri is None:
         settings.home.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(local_tracking_uri(settings))
+    mlflow.set_tracking_uri(settings.serving.mlflow_tracking_uri or local_tracking_uri(settings))
     if experiment and experiment.isdigit():
         found = mlflow.set_experiment(experiment_id=experiment)
     elif experiment:
