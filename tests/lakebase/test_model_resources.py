@@ -32,8 +32,11 @@ def test_logged_model_declares_the_lakebase_instance_and_endpoints(
     _lakebase_env(monkeypatch, fake_lakebase, tmp_path)
     logged = log_agent_model(Settings.from_env(), name="agent", experiment="lakebase-model")
 
-    # The host was resolved to the instance's name through the workspace's instance list.
-    assert ("GET", "/api/2.0/database/instances") in fake_lakebase.state.requests
+    # The host was resolved to the instance's name through the workspace's instance list,
+    # and nothing else was touched: no Lakebase credential minted, no endpoint called.
+    requests = list(fake_lakebase.state.requests)
+    assert ("GET", "/api/2.0/database/instances") in requests
+    assert [path for _, path in requests if "credentials" in path or "serving" in path] == []
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     model = Model.load(logged.model_uri)
     assert model.resources == {
