@@ -53,7 +53,14 @@ from checkpointing.thread_lock import ThreadBusyError
 from checkpointing.threads import InvalidThreadId, resolve_thread_id
 from graph.context import Context
 from graph.settings import Settings
-from graph.validation import InvalidInput, validate_messages
+from graph.validation import (
+    InputTooLarge,
+    InvalidInput,
+    check_item_count,
+    check_message_text,
+    check_text,
+    validate_messages,
+)
 from nodes.review_tool_calls import InvalidDecision, parse_decision
 from serving.identity import InvalidUserId, resolve_user_id
 
@@ -68,6 +75,31 @@ class RequestError(ValueError):
     """A request that cannot be served as sent; ``status`` is the HTTP status to answer with."""
 
     status = 400
+
+
+class RequestTooLarge(RequestError):
+    """Over a size cap: the body, a message, or the number of items."""
+
+    status = 413
+
+
+def check_request(request: ResponsesAgentRequest) -> None:
+    """The input rules (graph.validation) over the whole request, before anything is read or saved.
+
+    Every item counts, not only the message the turn adds: a NUL byte in a
+    resent history or in custom_inputs would otherwise reach a query.
+    """
+    try:
+        check_item_count(len(request.input), "input items")
+        for position, item in enumerate(request.input, start=1):
+            check_message_text(item.model_dump(exclude_none=True), f"input item {position}")
+        check_text(request.custom_inputs or {}, "custom_inputs")
+        if request.context is not None:
+            check_text(request.context.model_dump(exclude_none=True), "context")
+    except InputTooLarge as exc:
+        raise RequestTooLarge(str(exc)) from None
+    except InvalidInput as exc:
+        raise RequestError(str(exc)) from None
 
 
 class ThreadBusy(RequestError):
@@ -263,6 +295,8 @@ def _messages_to_add(items: Sequence[Mapping[str, Any]], thread: ThreadView) -> 
         raise RequestError("the request has no messages; send at least one user message")
     try:
         return validate_messages(to_chat_completions_input([dict(m) for m in messages]))
+    except InputTooLarge as exc:
+        raise RequestTooLarge(str(exc)) from None
     except InvalidInput as exc:
         raise RequestError(str(exc)) from exc
 
@@ -532,6 +566,7 @@ class MemoryResponsesAgent(ResponsesAgent):
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
     ) -> Turn:
         """Resolve thread and user and plan the turn against the thread's checkpoint."""
+        check_request(request)
         thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
         self._probe_thread(thread_id)
         snapshot = (
@@ -545,6 +580,7 @@ class MemoryResponsesAgent(ResponsesAgent):
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
     ) -> Turn:
         """Async twin of ``prepare``."""
+        check_request(request)
         thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
         await self._aprobe_thread(thread_id)
         snapshot = (
