@@ -107,12 +107,12 @@ def create_app(database_url: str) -> Any:
         )
         await pool.open()
         try:
-            _resources.checkpointer = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            _resources.checkpointer = AsyncPostgresSaver(pool)
             await _resources.checkpointer.setup()
             embeddings = HashEmbeddings()
             dims = len(embeddings.embed_query("dimension probe"))
             _resources.store = AsyncPostgresStore(
-                pool,  # type: ignore[arg-type]
+                pool,
                 index={"dims": dims, "embed": embeddings, "fields": ["content"]},
             )
             await _resources.store.setup()
