@@ -35,7 +35,6 @@ from langgraph.types import Command
 
 from checkpointing.threads import InvalidThreadId, thread_id_from_config
 
-
 MAX_MESSAGE_CHARS = 100_000
 """Characters of text one message may carry (about 25k tokens)."""
 MAX_INPUT_ITEMS = 1_000
