@@ -68,6 +68,8 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     memory_status: str = "no checkpointer: runs are not saved"
     long_term_memory_status: str = "no store: no long-term memory"
     thread_lock: ThreadLock | None = None
+    chat_model: BaseChatModel | None = None
+    """The model the graph calls, for one-off requests answered outside any thread."""
 
     def stream(
         self,
@@ -300,4 +302,5 @@ def build_graph(
     compiled.__class__ = MemoryAgentGraph
     assert isinstance(compiled, MemoryAgentGraph)
     compiled.thread_lock = thread_lock
+    compiled.chat_model = model
     return compiled
