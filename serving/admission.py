@@ -20,8 +20,9 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-QUEUE_WAIT_SECONDS = 30.0
-"""Longest a request waits for a run slot before it is answered 503."""
+QUEUE_WAIT_SECONDS = 60.0
+"""Longest a request waits for a run slot before it is answered 503 (Databricks Apps cuts
+connections at about 120 s, so a request admitted by then still has time to run)."""
 QUEUE_FACTOR = 16
 """Requests allowed to wait, as a multiple of the number of slots."""
 
