@@ -690,8 +690,8 @@ class MemoryResponsesAgent(ResponsesAgent):
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
     ) -> Turn:
         """Resolve thread and user and plan the turn against the thread's checkpoint."""
-        check_request(request)
         thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        check_request(request)
         if (one_off := plan_one_off(request, user_id)) is not None:
             return one_off
         self._probe_thread(thread_id)
@@ -706,8 +706,8 @@ class MemoryResponsesAgent(ResponsesAgent):
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
     ) -> Turn:
         """Async twin of ``prepare``."""
-        check_request(request)
         thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        check_request(request)
         if (one_off := plan_one_off(request, user_id)) is not None:
             return one_off
         await self._aprobe_thread(thread_id)
