@@ -8,7 +8,6 @@ request resumes it by an ``mcp_approval_response`` item, by
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,13 @@ from langchain_core.messages import HumanMessage, ToolMessage
 
 from graph.agent import open_agent
 from graph.settings import Settings
-from tests.serving.conftest import RunningServer, base_env, start_server, stop_server
+from tests.serving.conftest import (
+    RunningServer,
+    approval_app_command,
+    base_env,
+    start_server,
+    stop_server,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +35,7 @@ def server(
     home = tmp_path_factory.mktemp("approval-home")
     env = base_env(home)
     env["DATABASE_URL"] = module_database_url
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "tests.serving.approval_app:create_test_app",
-        "--host",
-        "127.0.0.1",
-    ]
-    running = start_server(env, home / "server.log", command, module_database_url)
+    running = start_server(env, home / "server.log", approval_app_command(), module_database_url)
     yield running
     stop_server(running)
 

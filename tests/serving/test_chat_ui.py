@@ -13,7 +13,6 @@ as JSON, with no context at all. The served graph has an approval-gated tool
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,13 @@ import httpx
 import psycopg
 import pytest
 
-from tests.serving.conftest import RunningServer, base_env, start_server, stop_server
+from tests.serving.conftest import (
+    RunningServer,
+    approval_app_command,
+    base_env,
+    start_server,
+    stop_server,
+)
 
 TITLE_INSTRUCTIONS = """
     - you will generate a short title based on the first message a user begins a conversation with
@@ -38,11 +43,7 @@ def server(
     home = tmp_path_factory.mktemp("chat-ui-home")
     env = base_env(home)
     env["DATABASE_URL"] = module_database_url
-    command = [
-        *(sys.executable, "-m", "uvicorn", "--factory"),
-        *("tests.serving.approval_app:create_test_app", "--host", "127.0.0.1"),
-    ]
-    running = start_server(env, home / "server.log", command, module_database_url)
+    running = start_server(env, home / "server.log", approval_app_command(), module_database_url)
     yield running
     stop_server(running)
 
@@ -104,16 +105,22 @@ def _card(server: RunningServer, chat_id: str, first: str) -> tuple[list[Any], d
     return [_user(first), *_as_history(paused)], paused["output"][-1]
 
 
-def test_allow_runs_the_call_and_closes_its_card(server: RunningServer) -> None:
-    chat_id = str(uuid.uuid4())
-    history, card = _card(server, chat_id, "remember that my name is Ada")
-    decision = {
+def _decision(card: dict[str, Any], approve: bool) -> dict[str, Any]:
+    """Allow or Deny as the UI's provider sends it (a tool-approval-response part)."""
+    return {
         "type": "mcp_approval_response",
         "id": card["id"],
         "approval_request_id": card["id"],
-        "approve": True,
+        "approve": approve,
     }
-    resumed = _send(server, chat_id, [*history, decision])  # Allow: sendMessage() with no text
+
+
+def test_allow_runs_the_call_and_closes_its_card(server: RunningServer) -> None:
+    chat_id = str(uuid.uuid4())
+    history, card = _card(server, chat_id, "remember that my name is Ada")
+    resumed = _send(
+        server, chat_id, [*history, _decision(card, True)]
+    )  # Allow: sendMessage() with no text
     outputs = [item for item in resumed["output"] if item["type"] == "function_call_output"]
     assert [(o["call_id"], o["output"]) for o in outputs] == [(card["id"], "Saved: my name is Ada")]
     assert not [item for item in resumed["output"] if item["type"] == "function_call"]
@@ -124,13 +131,7 @@ def test_deny_then_a_new_message_applies_the_denial_and_answers(server: RunningS
     # Without its database the UI sends the denial with the next message.
     chat_id = str(uuid.uuid4())
     history, card = _card(server, chat_id, "remember that my name is Bob")
-    decision = {
-        "type": "mcp_approval_response",
-        "id": card["id"],
-        "approval_request_id": card["id"],
-        "approve": False,
-    }
-    answer = _send(server, chat_id, [*history, decision, _user("hello")])
+    answer = _send(server, chat_id, [*history, _decision(card, False), _user("hello")])
     (closed,) = [item for item in answer["output"] if item["type"] == "function_call_output"]
     assert closed["call_id"] == card["id"] and "rejected" in closed["output"]
     assert any(text.startswith("Hello!") for text in _texts(answer)), _texts(answer)
