@@ -11,7 +11,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
         "--only",
-        choices=["startup", "store", "locomo", "guards", "lakebase", "background"],
+        choices=["startup", "store", "locomo", "guards", "lakebase", "serving", "background"],
         action="append",
         help="run only these benchmarks",
     )
@@ -19,7 +19,15 @@ def main(argv: list[str] | None = None) -> int:
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase", "background"]
+    selected = args.only or [
+        "startup",
+        "locomo",
+        "store",
+        "guards",
+        "lakebase",
+        "serving",
+        "background",
+    ]
     if "startup" in selected:
         from bench import startup
 
@@ -41,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report = store_scale.run(large=args.large, url=args.url)
         print(store_scale.render(report))
+    if "serving" in selected:
+        from bench import serving
+
+        print(serving.render(serving.run(url=args.url)))
     if "background" in selected:
         from bench import background
 
