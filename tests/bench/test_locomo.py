@@ -132,6 +132,29 @@ def test_run_writes_a_report_named_by_data_and_embedder(
     assert "Leave-one-conversation-out" in locomo.render(report)
 
 
+def test_the_hybrid_sweep_ranks_as_the_store_does(data_folder: Path, database_url: str) -> None:
+    from langgraph.store.base import PutOp
+    from psycopg_pool import ConnectionPool
+
+    from database.connect import CONNECTION_KWARGS
+    from store.embeddings import HashEmbeddings
+    from store.fusion import FusionWeights
+    from store.postgres import MemoryStore
+
+    first = locomo.load_conversations(data_folder)[0]
+    with ConnectionPool(database_url, kwargs=CONNECTION_KWARGS, min_size=1, max_size=1) as pool:
+        store = MemoryStore(pool, embeddings=HashEmbeddings(384))
+        store.setup()
+        store.batch([PutOp(("c",), key, value) for key, value in locomo.memories(first, "dated")])
+        for question in ("Who tried surfing last summer?", "Lisbon spring", "nothing matches"):
+            swept = locomo.hybrid_sweep(store, ("c",), question, (0.3, 0.99))
+            for weight, keys in swept.items():
+                store.fusion = FusionWeights(lexical=weight, vector=1 - weight)
+                found = store.search(("c",), query=question, limit=20, mode="hybrid")
+                assert keys == [item.key for item in found]
+            assert swept[0.3]  # the vector ranker finds something for any query
+
+
 def test_bad_data_is_a_one_line_error(
     data_folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
