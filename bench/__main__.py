@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
         "--only",
-        choices=["startup", "store", "locomo", "guards", "lakebase"],
+        choices=["startup", "store", "locomo", "guards", "lakebase", "background"],
         action="append",
         help="run only these benchmarks",
     )
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         help="auto: hash, and all-MiniLM-L6-v2 too when its extra is installed",
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase"]
+    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase", "background"]
     if "locomo" in selected and args.locomo_data is None:
         message = "LoCoMo needs --locomo-data PATH (README, 'Benchmarks', says where to get it)"
         if args.only:
@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report = store_scale.run(large=args.large, url=args.url)
         print(store_scale.render(report))
+    if "background" in selected:
+        from bench import background
+
+        print(background.render(background.run(url=args.url)))
     if "lakebase" in selected:
         from bench import lakebase_rotation
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +156,9 @@ class Turn:
     """``{"messages": [...]}``, a ``Command(resume=...)``, or None: nothing to run."""
     waiting: tuple[PendingApproval, ...] = ()
     """Approvals the request did not answer (only when ``graph_input`` is None)."""
+    continues: bool = False
+    """Run the graph with no new input: go on from the thread's last checkpoint (a
+    background run taken over from a process that died, serving.background)."""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -559,14 +562,19 @@ class MemoryResponsesAgent(ResponsesAgent):
     def _pending_after(self, snapshot: Any) -> tuple[PendingApproval, ...]:
         return _thread_view(snapshot).pending
 
-    async def astream_turn(self, turn: Turn) -> AsyncIterator[dict[str, Any]]:
-        """Run ``turn`` and yield Responses API stream events, ending with response.completed."""
+    async def astream_turn(
+        self, turn: Turn, builder: OutputBuilder | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Run ``turn`` and yield Responses API stream events, ending with response.completed.
+
+        ``builder`` (default: a new one) numbers the events and collects the output.
+        """
         _trace_session(turn)
-        builder = OutputBuilder()
+        builder = builder or OutputBuilder()
         for event in builder.start():
             yield event
         pending: Sequence[PendingApproval] = turn.waiting
-        if turn.graph_input is not None:
+        if turn.graph_input is not None or turn.continues:
             async for mode, chunk in self.graph.astream(
                 turn.graph_input,
                 turn.config,

@@ -26,7 +26,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from mlflow.genai.agent_server import (
     AgentServer,
     get_invoke_function,
@@ -39,6 +39,14 @@ from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from graph.settings import Settings
+from serving.background import (
+    BackgroundRuns,
+    BackgroundSettings,
+    install_routes,
+    open_background_runs,
+    start_from_http,
+    wants_background,
+)
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
 from serving.tracing import configure_tracing, disable_tracing
 
@@ -51,6 +59,7 @@ class _Running:
     """The agent the running app serves (set by the lifespan; MLflow's handlers are global)."""
 
     agent: MemoryResponsesAgent | None = None
+    background: BackgroundRuns | None = None
 
 
 _running = _Running()
@@ -110,11 +119,19 @@ class _ResponsesRequestValidator(ResponsesAgentValidator):
 
 
 class MemoryAgentServer(AgentServer):
-    """MLflow's AgentServer, planning each request first so bad input is a 400, not a 500."""
+    """MLflow's AgentServer, planning each request first so bad input is a 400, not a 500.
+
+    A request with ``background: true`` goes to serving.background instead.
+    """
 
     def __init__(self) -> None:
         super().__init__("ResponsesAgent")
         self.validator = _ResponsesRequestValidator()
+
+    async def _handle_invocations_request(self, request: Request) -> Any:
+        if await wants_background(request):
+            return await start_from_http(request, _running.background, self)
+        return await super()._handle_invocations_request(request)
 
     async def _plan(self, request: Any) -> Turn:
         try:
@@ -147,6 +164,7 @@ def create_app(
     (default: ``aopen_agent``), so other graphs can be served the same way.
     """
     settings = settings or Settings.from_env()
+    background = BackgroundSettings.from_env()
     if open_graph is None:
         from graph.agent import aopen_agent
 
@@ -169,12 +187,19 @@ def create_app(
             _running.agent = MemoryResponsesAgent(graph, settings)
             logger.info("%s", graph.memory_status)
             try:
-                async with outer_lifespan(app) as state:
+                async with (
+                    open_background_runs(
+                        _running.agent, settings, background, server
+                    ) as _running.background,
+                    outer_lifespan(app) as state,
+                ):
                     yield state
             finally:
                 _running.agent = None
+                _running.background = None
 
     app.router.lifespan_context = lifespan
+    install_routes(app, lambda: _running.background, settings)
 
     @app.get("/memory/status")
     async def memory_status() -> Mapping[str, Any]:
@@ -184,6 +209,7 @@ def create_app(
             "memory_available": bool(graph.memory_available),
             "status": graph.memory_status,
             "deployed": settings.serving.deployed,
+            "background_runs": _running.background is not None,
         }
         pool = getattr(graph.checkpointer, "conn", None)
         if pool is not None and hasattr(pool, "get_stats"):
@@ -230,7 +256,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = _parser(settings).parse_args(argv)
     app = create_app(settings, tracing=not args.no_tracing)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # On SIGTERM uvicorn waits for open requests before the lifespan (and its
+    # background-run drain) ends; a stream following a long background run would
+    # hold it forever, and its client can resume it on another process.
+    drain = BackgroundSettings.from_env().drain_seconds
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=int(drain)
+    )
     return 0
 
 
