@@ -39,6 +39,7 @@ from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from graph.settings import Settings
+from serving.console import mount_console
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
 from serving.tracing import configure_tracing, disable_tracing
 
@@ -175,6 +176,7 @@ def create_app(
                 _running.agent = None
 
     app.router.lifespan_context = lifespan
+    mount_console(app, settings, _agent)  # the browser console at / (serving/console.py)
 
     @app.get("/memory/status")
     async def memory_status() -> Mapping[str, Any]:
