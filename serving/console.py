@@ -350,10 +350,14 @@ class Console:
         user = self._memory_user(user_id)
         if not isinstance(content, str):
             raise HTTPException(400, "content must be text")
-        if await store.aget(user_namespace(user), key) is None:
+        existing = await store.aget(user_namespace(user), key)
+        if existing is None:
             raise HTTPException(404, f"you have no memory with key {key!r}")
+        # An edit keeps where the memory came from and says it was edited here.
+        source = dict((existing.value or {}).get("source") or {})
+        source["edited_in"] = "console"
         try:
-            saved = await memories.asave_memory(store, user, content, key)
+            saved = await memories.asave_memory(store, user, content, key, source=source)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         item = await store.aget(user_namespace(user), saved.key)

@@ -325,16 +325,16 @@ async function runTurn({ input, approval }) {
     );
   } catch (error) {
     showError(error);
-  } finally {
-    setBusy(false);
   }
   if (view.threadId && view.threadId !== state.threadId) {
     state.threadId = view.threadId;
     history.replaceState(null, "", `/threads/${encodeURIComponent(view.threadId)}`);
   }
   runs.set(state.threadId, null);
+  // The saved thread replaces the streamed view before the page takes input again.
   await renderThreads();
   if (state.threadId) await loadThread(state.threadId, { quiet: true });
+  setBusy(false);
 }
 
 async function send(event) {
@@ -432,6 +432,8 @@ async function renderCheckpoints() {
       },
       "Fork into a new thread",
     );
+    fork.setAttribute("aria-label", `Fork step ${row.step ?? "?"} into a new thread`);
+    open.setAttribute("aria-label", `Open the state at step ${row.step ?? "?"}`);
     append(
       list,
       el(
@@ -449,6 +451,9 @@ async function renderCheckpoints() {
 }
 
 async function showState(checkpointId) {
+  for (const row of document.querySelectorAll(".checkpoint")) {
+    row.classList.toggle("selected", row.dataset.checkpointId === checkpointId);
+  }
   const box = clear($("state"));
   box.hidden = false;
   let snapshot;
