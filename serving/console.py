@@ -255,9 +255,10 @@ class Console:
                     "parent_checkpoint_id": _checkpoint_id(snapshot.parent_config),
                     "step": metadata.get("step"),
                     "source": metadata.get("source"),
-                    # The node that wrote it: what the parent checkpoint was about to run.
+                    # The node that wrote it: what the parent checkpoint was about to run
+                    # (an "input" checkpoint starts a run: its writer is the caller).
                     "node": ", ".join(parent.next)
-                    if parent is not None
+                    if parent is not None and parent.next and metadata.get("source") == "loop"
                     else metadata.get("source"),
                     "next": list(snapshot.next),
                     "created_at": snapshot.created_at,
