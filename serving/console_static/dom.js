@@ -1,6 +1,6 @@
 // Building the page. Everything a user, the model or a memory wrote goes in as text
 // (text nodes / textContent), never as HTML: a message that contains markup shows
-// the markup. There is no innerHTML anywhere in the console.
+// the markup. Nothing in the console parses strings as HTML.
 
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);

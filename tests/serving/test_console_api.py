@@ -8,6 +8,7 @@ needs an approval, and bad input is a 4xx with one line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,8 +68,11 @@ def get(server: RunningServer, path: str, user: str | None) -> httpx.Response:
 def test_the_page_is_served_at_the_root(server: RunningServer) -> None:
     page = httpx.get(server.base_url + "/")
     assert page.status_code == 200 and 'src="/console/static/app.js"' in page.text
-    script = httpx.get(server.base_url + "/console/static/app.js")
-    assert script.status_code == 200 and "innerHTML" not in script.text
+    for module in ("app.js", "api.js", "dom.js"):
+        script = httpx.get(f"{server.base_url}/console/static/{module}")
+        assert script.status_code == 200
+        # Nothing a user, the model or a memory wrote is ever parsed as HTML.
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", script.text)
     status = get(server, "/console/api/status", "ada").json()
     assert status["user_id"] == "ada" and status["identity"] == "local"
     assert status["offline_model"] is True and status["memory_available"] is True

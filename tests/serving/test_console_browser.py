@@ -356,6 +356,22 @@ def test_fork_from_a_checkpoint_opens_the_new_thread(
     )
     ask(browser, "what is my name?")
     assert assistant_texts(browser)[-1] == "Your name is Ada."
+    # Delete the fork: asked once more in the page, then gone from the picker.
+    by_id(browser, "tab-history").click()
+    wait_for(lambda: css(browser, "#checkpoints .checkpoint"), "the fork's timeline")
+    click(browser, by_id(browser, "delete-thread"))
+    click(browser, by_id(browser, "delete-yes"))
+    wait_for(lambda: browser.current_url.endswith("/"), "the page to leave the deleted thread")
+    wait_for(
+        lambda: (
+            forked
+            not in {
+                n.get_attribute("data-thread-id") for n in css(browser, "#thread-list .thread-link")
+            }
+            and css(browser, "#thread-list .thread-link")
+        ),
+        "the deleted thread to leave the picker",
+    )
 
 
 def test_search_edit_and_delete_a_memory(
