@@ -36,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -203,6 +204,8 @@ class Console:
 
     async def threads(self, user_id: str | None, limit: int) -> list[dict[str, Any]]:
         checkpointer = self._checkpointer()
+        if user_id is None and self.settings.serving.deployed:
+            return []  # deployed without a signed-in user: nobody's threads to list
         found = []
         for summary in await athreads_of_user(checkpointer.conn, user_id, limit):
             snapshot = await self.graph.aget_state(
@@ -390,6 +393,14 @@ class Console:
 
     # Status ----------------------------------------------------------------
 
+    def _said(self, status: str) -> str:
+        # Deployed, the page says whether memory works, not where the database is or
+        # what it answered (hosts, users, errors): that is for the app's log.
+        if not self.settings.serving.deployed:
+            return status
+        verdict = status.split(":", 1)[0]
+        return verdict if verdict.endswith(" available") else f"{verdict}: see the app's log"
+
     def status(self, user_id: str | None, app: FastAPI) -> dict[str, Any]:
         graph = self.graph
         model = self.settings.model
@@ -400,9 +411,9 @@ class Console:
             "model": model.describe(),
             "offline_model": model.kind == "offline",
             "memory_available": bool(graph.memory_available),
-            "memory_status": graph.memory_status,
+            "memory_status": self._said(graph.memory_status),
             "long_term_memory_available": graph.store is not None,
-            "long_term_memory_status": graph.long_term_memory_status,
+            "long_term_memory_status": self._said(graph.long_term_memory_status),
             "background_runs": any(
                 getattr(route, "path", None) == "/responses/{response_id}" for route in app.routes
             ),
@@ -426,8 +437,11 @@ class Console:
 
         async def run() -> None:
             try:
-                async for event in agent.astream_turn(turn):
-                    events.put_nowait(event)
+                # One trace per turn, as MLflow's handler makes for /responses.
+                with mlflow.start_span(name="console_turn") as span:
+                    span.set_inputs(body)
+                    async for event in agent.astream_turn(turn):
+                        events.put_nowait(event)
             except Exception as exc:  # the page shows it; the log keeps the details
                 logger.exception("console turn on thread %s failed", turn.thread_id)
                 message = (

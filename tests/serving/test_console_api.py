@@ -15,13 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.serving.conftest import (
-    RunningServer,
-    base_env,
-    server_command,
-    start_server,
-    stop_server,
-)
+from tests.serving.conftest import RunningServer, server_command, start_agent_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +23,7 @@ def server(
     module_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     home = tmp_path_factory.mktemp("console-api-home")
-    env = base_env(home)
-    env.update(DATABASE_URL=module_database_url, AUTO_SETUP="1")
-    running = start_server(env, home / "server.log", server_command("--no-tracing"), None)
+    running = start_agent_server(home, module_database_url, server_command("--no-tracing"))
     yield running
     stop_server(running)
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.serving.conftest import RunningServer, base_env, start_server, stop_server
+from tests.serving.conftest import RunningServer, start_agent_server, stop_server
 
 T = TypeVar("T")
 
@@ -55,9 +55,6 @@ def executables() -> tuple[str, str]:
 
 
 def _console_server(home: Path, database_url: str, **extra_env: str) -> RunningServer:
-    env = base_env(home)
-    env.update(DATABASE_URL=database_url, AUTO_SETUP="1", CONSOLE_TEST_TOKEN_DELAY="0.08")
-    env.update(extra_env)
     command = [
         sys.executable,
         "-m",
@@ -67,7 +64,9 @@ def _console_server(home: Path, database_url: str, **extra_env: str) -> RunningS
         "--host",
         "127.0.0.1",
     ]
-    return start_server(env, home / "server.log", command, database_url)
+    return start_agent_server(
+        home, database_url, command, CONSOLE_TEST_TOKEN_DELAY="0.08", **extra_env
+    )
 
 
 @pytest.fixture(scope="module")
@@ -493,6 +492,13 @@ def test_deployed_user_sees_only_their_own_threads_and_memories(
         )
         assert api.status_code == 403
         assert "Apollo" not in api.text
+        # Deployed, the status says whether memory works, not where the database is.
+        status = httpx.get(
+            f"{deployed_server.base_url}/console/api/status", headers={"X-Forwarded-Email": bob}
+        ).json()
+        assert status["user_id"] == bob and status["identity"] == "proxy"
+        assert status["memory_status"] == "memory available"
+        assert status["long_term_memory_status"] == "long-term memory available"
     finally:
         forwarded_user(browser, None)
 
