@@ -39,8 +39,8 @@ MARKUP = "<img src=x onerror=alert(1)>"
 
 
 def _executables() -> tuple[str, str] | None:
-    browser = os.environ.get("CHROMIUM") or shutil.which("chromium")
-    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    browser = shutil.which(os.environ.get("CHROMIUM") or "chromium")
+    driver = shutil.which(os.environ.get("CHROMEDRIVER") or "chromedriver")
     return (browser, driver) if browser and driver else None
 
 
@@ -297,6 +297,27 @@ def test_approve_and_deny_a_pending_deletion(
     card = wait_for(lambda: css(browser, "#messages .approval"), "an approval card")[-1]
     assert "delete_memory" in card.text
     browser.save_screenshot(str(screenshots / "chat-approval.png"))
+    # Edit: the call runs with the arguments typed here (a key that does not exist).
+    click(browser, button(card, "Edit"))
+    editor = card.find_element("css selector", "textarea")
+    editor.clear()
+    editor.send_keys('{"key": "no-such-key"}')
+    click(browser, button(card, "Run with these arguments"))
+    wait_idle(browser)
+    wait_for(lambda: any("no-such-key" in t for t in assistant_texts(browser)), "the edited call")
+    assert [m["content"] for m in _memories(local_server, "grace")] == [
+        "my favourite colour is teal"
+    ]
+
+    ask(browser, "forget my favourite colour")
+    card = wait_for(
+        lambda: [
+            c
+            for c in css(browser, "#messages .approval")
+            if "settled" not in (c.get_attribute("class") or "")
+        ],
+        "another approval card",
+    )[-1]
     click(browser, button(card, "Deny"))
     wait_idle(browser)
     wait_for(lambda: any("rejected" in t for t in assistant_texts(browser)), "the rejection")
