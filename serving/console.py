@@ -32,6 +32,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ API = "/console/api"
 MAX_LIST = 100
 PREVIEW_CHARACTERS = 80
 DELETE_MEMORY_TOOL = "delete_memory"
+RUN_GRACE_SECONDS = 20.0
 
 
 def _preview(text: str, width: int = PREVIEW_CHARACTERS) -> str:
@@ -421,6 +423,16 @@ class Console:
 
     # Chat ------------------------------------------------------------------
 
+    async def finish_runs(self, timeout: float = RUN_GRACE_SECONDS) -> None:
+        """Wait for the turns still running (at shutdown); cancel what is left after ``timeout``."""
+        if not self._runs:
+            return
+        _, unfinished = await asyncio.wait(set(self._runs), timeout=timeout)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            await asyncio.wait(unfinished)
+
     async def start_turn(self, request: Request) -> StreamingResponse:
         """Plan the turn as /responses does, run it as a task, stream its events."""
         try:
@@ -519,6 +531,16 @@ def mount_console(
     """Serve the console page at ``/`` and its JSON API under ``/console/api``."""
     console = Console(settings, agent)
     index = STATIC / "index.html"
+    serve = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with serve(app) as state:
+            yield state
+            # Turns started from the console finish before the agent and its pool close.
+            await console.finish_runs()
+
+    app.router.lifespan_context = lifespan
 
     def page(status: int = 200) -> FileResponse:
         return FileResponse(index, status_code=status, headers={"Cache-Control": "no-store"})
