@@ -131,7 +131,9 @@ export async function startTurn({ threadId, input, approval, background }, onEve
   let responseId = null;
   await readEvents(response, (event) => {
     if (background) {
-      responseId = responseId || event.response?.id || event.response_id || null;
+      // The bridge's contract tags every frame with response_id (the run's id, which
+      // GET /responses/{id} knows); response.id inside an event may be the agent's own.
+      responseId = responseId || event.response_id || event.response?.id || null;
       const thread = threadId || event.response?.custom_outputs?.thread_id;
       if (responseId && thread && event.sequence_number !== undefined) {
         runs.set(thread, { responseId, after: event.sequence_number });
