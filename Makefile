@@ -39,10 +39,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(LOCOMO_DATA),--locomo-data $(LOCOMO_DATA))
 
 bench-large: $(STAMP)
-	$(BIN)/python -m bench --large
+	$(BIN)/python -m bench --large $(if $(LOCOMO_DATA),--locomo-data $(LOCOMO_DATA))
 
 serve: $(STAMP)
 	$(BIN)/python -m serving.server

@@ -458,12 +458,15 @@ def command_status(args: argparse.Namespace) -> int:
     from checkpointing import RUN_TABLES
     from database.health import target_health
     from graph.settings import Settings
+    from serving.events import BACKGROUND_TABLES
     from setup_lakebase import STORE_TABLES
 
     settings = Settings.from_env()
     # The run tables (checkpoints, tool ledger) decide whether memory is available, as
-    # for open_agent; the long-term store's are reported alongside.
-    health = target_health(settings.database, required=RUN_TABLES, optional=STORE_TABLES)
+    # for open_agent; the long-term store's and the background runs' are reported alongside.
+    health = target_health(
+        settings.database, required=RUN_TABLES, optional=(*STORE_TABLES, *BACKGROUND_TABLES)
+    )
     if args.json:
         print(json.dumps(health.as_dict(), ensure_ascii=False))
     else:

@@ -10,6 +10,7 @@ tool-call ids are derived from the conversation, so they are unique per turn.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,7 @@ _REMEMBER = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?\s+(.+?)\s*[.!]?\
 _FORGET = re.compile(r"^\s*(?:please\s+)?forget(?:\s+that)?\s+(.+?)\s*[.!]?\s*$", re.I | re.S)
 _ABOUT_ME = re.compile(r"\bwhat do you (?:know|remember) about me\b", re.I)
 _EARLIER = re.compile(r"\bwhat (?:did|have) i (?:say|said|tell you|told you|ask|asked)\b", re.I)
+_TITLE = re.compile(r"\b(?:generate|write|give|create)\b.{0,40}\btitle\b", re.I | re.S)
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 
 
@@ -69,6 +71,8 @@ def respond(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> 
     if messages and isinstance(messages[-1], ToolMessage):
         return AIMessage(content=_answer_from_tool_results(messages))
     text = _latest_user_text(messages)
+    if messages and isinstance(messages[0], SystemMessage) and _TITLE.search(_text_of(messages[0])):
+        return AIMessage(content=_title_for(text))
     tools = set(tool_names)
 
     def call(name: str, args: dict[str, Any]) -> AIMessage:
@@ -109,6 +113,31 @@ def respond(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> 
     return AIMessage(
         content=f"You said: “{text}”. (Message {turn} in this conversation; I'm the offline model, so I only follow simple rules.)"
     )
+
+
+def _title_for(text: str) -> str:
+    """Instructions asking for a title (a chat UI's one-off request): the user's first words.
+
+    Chat UIs send the first message as text or as their own JSON message
+    object; the title is its text, without quotes or colons, at most 80
+    characters, cut at a word.
+    """
+    try:
+        message = json.loads(text)
+    except ValueError:
+        message = text
+    if isinstance(message, dict):
+        parts = message.get("parts") or message.get("content") or []
+        if isinstance(parts, str):
+            parts = [{"text": parts}]
+        text = " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+    words = re.sub(r"[\"“”':]", "", text).split()
+    title = ""
+    for word in words:
+        if len(title) + len(word) + 1 > 80:
+            break
+        title = f"{title} {word}".strip()
+    return title or "New chat"
 
 
 _NO_LONG_TERM_MEMORY = (

@@ -120,3 +120,11 @@ def module_database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
 
 def server_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "serving.server", *extra]
+
+
+def approval_app_command() -> list[str]:
+    """The server of tests/serving/approval_app.py (an approval-gated tool), run by uvicorn."""
+    return [
+        *(sys.executable, "-m", "uvicorn", "--factory"),
+        *("tests.serving.approval_app:create_test_app", "--host", "127.0.0.1"),
+    ]
