@@ -43,7 +43,6 @@ from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from graph.settings import Settings
-from serving.console import mount_console
 from serving.admission import Overloaded, RunSlots
 from serving.background import (
     BackgroundRuns,
@@ -53,6 +52,7 @@ from serving.background import (
     start_from_http,
     wants_background,
 )
+from serving.console import mount_console
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
 from serving.tracing import configure_tracing, disable_tracing
 

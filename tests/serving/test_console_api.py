@@ -68,6 +68,8 @@ def test_the_page_is_served_at_the_root(server: RunningServer) -> None:
     status = get(server, "/console/api/status", "ada").json()
     assert status["user_id"] == "ada" and status["identity"] == "local"
     assert status["offline_model"] is True and status["memory_available"] is True
+    # The server has background runs, so the page starts turns with background: true.
+    assert status["background_runs"] is True
 
 
 def test_threads_are_listed_for_their_owner_only(server: RunningServer) -> None:
