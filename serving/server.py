@@ -52,6 +52,7 @@ from serving.background import (
     start_from_http,
     wants_background,
 )
+from serving.console import mount_console
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
 from serving.tracing import configure_tracing, disable_tracing
 
@@ -254,6 +255,7 @@ def create_app(
 
     app.router.lifespan_context = lifespan
     install_routes(app, lambda: _running.background, settings)
+    mount_console(app, settings, _agent)  # the browser console at / (serving/console.py)
 
     @app.get("/memory/status")
     async def memory_status() -> Mapping[str, Any]:
