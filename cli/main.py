@@ -1,6 +1,6 @@
 """The ``memory-agent`` command line: chat, ask, threads, history, status, pending, resume,
 fork, memories (list, search, delete, history, restore), forget-user, shared, consolidate,
-export-user, import-user, import-template-memories, delete-thread, sweep.
+export-user, import-user, import-template-memories, delete-thread, sweep, log-model.
 
 Imports are deferred to the command that needs them so that ``--help`` and
 argument errors are instant and ``ask`` starts in about a second. Every
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -193,6 +194,20 @@ def _parser() -> argparse.ArgumentParser:
             "--dry-run", action="store_true", help="report what would go; delete nothing"
         )
         cleanup.add_argument("--json", action="store_true", help="print JSON")
+
+    log_model = commands.add_parser(
+        "log-model",
+        help="log the agent as an MLflow ResponsesAgent model (for Model Serving); print its URI",
+    )
+    log_model.add_argument(
+        "--name", default="memory-agent", help="the model's name in the run (default memory-agent)"
+    )
+    log_model.add_argument(
+        "--experiment",
+        metavar="NAME_OR_ID",
+        help="MLflow experiment (default: MLFLOW_EXPERIMENT_ID, else memory-agent)",
+    )
+    log_model.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -876,6 +891,38 @@ def command_fork(args: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def command_log_model(args: argparse.Namespace) -> int:
+    from graph.settings import Settings
+
+    if not MODEL_NAME.match(args.name):
+        return _fail(
+            f"--name {args.name!r}: use letters, digits, '.', '_' or '-' (at most 128)",
+            EXIT_BAD_INPUT,
+        )
+    if args.experiment is not None and not args.experiment.strip():
+        return _fail("--experiment is empty: give an experiment name or id", EXIT_BAD_INPUT)
+    settings = Settings.from_env()
+    # MLflow is imported here only: `ask` and the other commands never pay for it.
+    from serving.mlflow_model import ModelConfigError, log_agent_model
+
+    try:
+        logged = log_agent_model(settings, name=args.name, experiment=args.experiment)
+    except ModelConfigError as exc:
+        return _fail(_one_line(exc), EXIT_BAD_INPUT)
+    if args.json:
+        print(json.dumps(logged.__dict__, ensure_ascii=False))
+        return 0
+    for resource in logged.resources:
+        print(f"resource: {resource['type']} {resource['name']}")
+    for note in logged.notes:
+        print(f"note: {note}")
+    print(logged.model_uri)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ask": command_ask,
     "chat": command_chat,
@@ -894,6 +941,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "pending": command_pending,
     "resume": command_resume,
     "fork": command_fork,
+    "log-model": command_log_model,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -52,10 +53,13 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     2. hold the thread's advisory lock for the whole run (``thread_lock``):
        a second run gets ``ThreadBusyError``, or waits ``wait_for_thread``
        seconds (``graph.invoke(..., wait_for_thread=30)``);
-    3. refuse new input while the thread waits for an approval (it would leave
-       the pending tool call without its answer), refuse a resume when nothing
-       waits, and resume at the thread's head even if the config names the
-       head checkpoint (which LangGraph would otherwise replay, langgraph#7361);
+    3. answer a new message on a thread that waits for an approval by first
+       declining the pending call(s) (a rejection whose reason says the user
+       moved on, so the model says so), then running the message: the thread
+       is never stuck on a card nobody answers, and no tool call is left
+       without its answer; refuse a resume when nothing waits, and resume at
+       the thread's head even if the config names the head checkpoint (which
+       LangGraph would otherwise replay, langgraph#7361);
     4. persist every step before the next starts (``durability="sync"`` unless
        the caller chooses): a tool call id must be saved before the tool runs,
        or a crash could make the model issue the same action under a new id.
@@ -70,6 +74,8 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     extraction_queue: ExtractionQueue | None = None
     extractor: Any = None
     """The fact-extraction worker beside this graph (graph.extraction), when extraction is on."""
+    chat_model: BaseChatModel | None = None
+    """The model the graph calls, for one-off requests answered outside any thread."""
 
     def stream(
         self,
@@ -97,12 +103,17 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         kwargs: dict[str, Any],
     ) -> Iterator[Any]:
         # A generator, so the lock is taken when the run starts and always released.
-        if self.thread_lock is None:
-            config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
-            yield from super().stream(input, config, **kwargs)
-            return
-        with self.thread_lock.hold(thread_id, wait_for_thread):
-            config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
+        with (
+            self.thread_lock.hold(thread_id, wait_for_thread)
+            if self.thread_lock is not None
+            else nullcontext()
+        ):
+            head = self.get_state(_head(config))
+            # One call is paused at a time: declining it may pause the message's next one.
+            while (decline := _decline_for_new_message(head, input, config)) is not None:
+                yield from super().stream(decline, _head(config), **kwargs)
+                head = self.get_state(_head(config))
+            config = _checked_run(head, input, config, thread_id, kwargs)
             yield from super().stream(input, config, **kwargs)
 
     async def astream(
@@ -123,17 +134,18 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         if kwargs.get("durability") is None:
             kwargs["durability"] = "sync"
         config = config or {}
-        if self.thread_lock is None:
-            config = _checked_run(
-                await self.aget_state(_head(config)), input, config, thread_id, kwargs
-            )
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
-            return
-        async with self.thread_lock.ahold(thread_id, wait_for_thread):
-            config = _checked_run(
-                await self.aget_state(_head(config)), input, config, thread_id, kwargs
-            )
+        async with (
+            self.thread_lock.ahold(thread_id, wait_for_thread)
+            if self.thread_lock is not None
+            else nullcontext()
+        ):
+            head = await self.aget_state(_head(config))
+            # One call is paused at a time: declining it may pause the message's next one.
+            while (decline := _decline_for_new_message(head, input, config)) is not None:
+                async for chunk in super().astream(decline, _head(config), **kwargs):
+                    yield chunk
+                head = await self.aget_state(_head(config))
+            config = _checked_run(head, input, config, thread_id, kwargs)
             async for chunk in super().astream(input, config, **kwargs):
                 yield chunk
 
@@ -178,6 +190,23 @@ def _head(config: RunnableConfig) -> RunnableConfig:
     return {**config, "configurable": configurable}
 
 
+DECLINED_FOR_NEW_MESSAGE = (
+    "the user sent a new message instead of answering this request, so it was not run"
+)
+
+
+def _decline_for_new_message(head: Any, input: Any, config: RunnableConfig) -> Command | None:
+    """The rejection of every pending call, when new input arrives on a waiting thread.
+
+    (A run that names an older checkpoint forks from it and declines nothing.)
+    """
+    asked_id = (config.get("configurable") or {}).get("checkpoint_id")
+    if not head.interrupts or input is None or isinstance(input, Command) or asked_id:
+        return None
+    decision = {"action": "reject", "reason": DECLINED_FOR_NEW_MESSAGE}
+    return Command(resume={pending.id: decision for pending in head.interrupts})
+
+
 def _checked_run(
     head: Any, input: Any, config: RunnableConfig, thread_id: str, kwargs: dict[str, Any]
 ) -> RunnableConfig:
@@ -203,14 +232,6 @@ def _checked_run(
             )
         _resume_as_requesting_user(head, config, thread_id, kwargs)
         return _head(config)  # resuming at the head, never a replay (langgraph#7361)
-    if waiting and input is not None and asked_id is None:
-        tools = ", ".join(
-            sorted({str(i.value.get("tool")) for i in head.interrupts if isinstance(i.value, dict)})
-        )
-        raise InvalidInput(
-            f"thread {thread_id!r} is waiting for a decision on {tools or 'a paused step'}: "
-            "resume it (approve, reject or edit) before sending a new message"
-        )
     return config
 
 
@@ -326,4 +347,5 @@ def build_graph(
     compiled.__class__ = MemoryAgentGraph
     assert isinstance(compiled, MemoryAgentGraph)
     compiled.thread_lock = thread_lock
+    compiled.chat_model = model
     return compiled

@@ -11,8 +11,11 @@ per request. Where it is wrong for us we go one step further, in
 a stream error after a 200), which the OpenAI client retries twice. So each
 request is checked and planned (thread, user, approvals, checkpoint lookup,
 busy-thread probe) *before* MLflow's handler runs: a bad request gets a 400,
-another user's thread a 403, a busy thread a 409, each with one line. It also
-accepts ``input`` as a plain string, as the Responses API does. (The stream's
+another user's thread a 403, a busy thread a 409, too large a body or message
+a 413, each with one line. It also accepts ``input`` as a plain string, as the
+Responses API does. Runs are admitted by ``serving.admission`` (at most
+``MAX_CONCURRENT_RUNS`` at once, the rest queue, 503 with ``Retry-After`` when
+the queue is full), so however many clients arrive the server keeps answering. (The stream's
 event order, beyond MLflow's deltas and finished items, is graph/responses.py's.)
 """
 
@@ -27,6 +30,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import StreamingResponse
 from mlflow.genai.agent_server import (
     AgentServer,
     get_invoke_function,
@@ -39,6 +43,7 @@ from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from graph.settings import Settings
+from serving.admission import Overloaded, RunSlots
 from serving.background import (
     BackgroundRuns,
     BackgroundSettings,
@@ -47,10 +52,14 @@ from serving.background import (
     start_from_http,
     wants_background,
 )
+from serving.console import mount_console
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
 from serving.tracing import configure_tracing, disable_tracing
 
 logger = logging.getLogger("memory_agent.server")
+
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""Largest request body accepted (413 above): chat UIs resend the whole conversation."""
 
 GraphOpener = Callable[[Settings], AbstractAsyncContextManager[Any]]
 
@@ -118,20 +127,66 @@ class _ResponsesRequestValidator(ResponsesAgentValidator):
         return super().validate_and_convert_request(data)
 
 
+async def _read_body(request: Request) -> None:
+    """Read the body, refusing more than ``MAX_REQUEST_BYTES`` before it is all in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise HTTPException(413, detail=_too_large(int(declared)))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            raise HTTPException(413, detail=_too_large(len(body)))
+    request._body = bytes(body)  # Starlette's cache: MLflow's request.json() reads it
+
+
+def _too_large(size: int) -> str:
+    return f"the request body is too large: {size} bytes (at most {MAX_REQUEST_BYTES})"
+
+
+async def _release_after(body: Any, slots: RunSlots) -> AsyncIterator[Any]:
+    # The run goes on while the stream is sent; its slot frees when the stream ends
+    # or the client goes away (Starlette closes the iterator).
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        slots.release()
+
+
 class MemoryAgentServer(AgentServer):
     """MLflow's AgentServer, planning each request first so bad input is a 400, not a 500.
 
     A request with ``background: true`` goes to serving.background instead.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, slots: RunSlots) -> None:
         super().__init__("ResponsesAgent")
         self.validator = _ResponsesRequestValidator()
+        self.slots = slots
 
     async def _handle_invocations_request(self, request: Request) -> Any:
+        await _read_body(request)
         if await wants_background(request):
+            # Detached: the run takes no request slot; it holds its own connection
+            # (serving.background) and is answered at once.
             return await start_from_http(request, _running.background, self)
-        return await super()._handle_invocations_request(request)
+        try:
+            await self.slots.acquire()
+        except Overloaded as exc:
+            raise HTTPException(
+                503, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
+        try:
+            response = await super()._handle_invocations_request(request)
+        except BaseException:
+            self.slots.release()
+            raise
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = _release_after(response.body_iterator, self.slots)
+        else:
+            self.slots.release()
+        return response
 
     async def _plan(self, request: Any) -> Turn:
         try:
@@ -177,7 +232,7 @@ def create_app(
     else:
         disable_tracing()
     _register_handlers()
-    server = MemoryAgentServer()
+    server = MemoryAgentServer(RunSlots(settings.max_concurrent_runs))
     app = server.app
     outer_lifespan = app.router.lifespan_context
 
@@ -200,6 +255,7 @@ def create_app(
 
     app.router.lifespan_context = lifespan
     install_routes(app, lambda: _running.background, settings)
+    mount_console(app, settings, _agent)  # the browser console at / (serving/console.py)
 
     @app.get("/memory/status")
     async def memory_status() -> Mapping[str, Any]:
@@ -210,6 +266,7 @@ def create_app(
             "status": graph.memory_status,
             "deployed": settings.serving.deployed,
             "background_runs": _running.background is not None,
+            "runs": server.slots.as_dict(),
         }
         pool = getattr(graph.checkpointer, "conn", None)
         if pool is not None and hasattr(pool, "get_stats"):

@@ -72,10 +72,22 @@ def _duplicate_key(hits: list[SearchItem], threshold: float) -> str | None:
     return None
 
 
-def memory_value(content: str) -> dict[str, Any]:
-    """The stored value of a memory: ``{"content": ...}``, plus its ``subject`` when it has one."""
-    subject = subject_of(content)
-    return {"content": content, "subject": subject} if subject else {"content": content}
+def memory_value(content: str, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stored value of a memory: ``{"content": ...}``, plus its ``subject`` when it has
+    one and its ``source`` (where it was saved from) when given."""
+    value: dict[str, Any] = {"content": content}
+    if subject := subject_of(content):
+        value["subject"] = subject
+    if source:
+        value["source"] = source
+    return value
+
+
+def _says(value: Any) -> tuple[Any, Any]:
+    # What a memory states, whatever its source: saving the same fact again changes nothing.
+    return (
+        (value.get("content"), value.get("subject")) if isinstance(value, dict) else (value, None)
+    )
 
 
 def content_of(value: Any) -> str:
@@ -159,11 +171,12 @@ def save_to(
     *,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
     provenance: Provenance | None = None,
+    source: dict[str, Any] | None = None,
 ) -> SavedMemory:
     """Save ``content`` in ``namespace``: a fact about a known subject updates that memory,
     a near-identical one is merged into it, anything else is a new memory."""
     text = _clean(content)
-    value = memory_value(text)
+    value = memory_value(text, source)
     action = "update"
     if key is None and (subject := value.get("subject")):
         key = _same_subject(store.search(namespace, filter={"subject": subject}, limit=1))
@@ -172,7 +185,7 @@ def save_to(
         key = _duplicate_key(hits, dedup_threshold)
         action = "merge"
     current = store.get(namespace, key) if key is not None else None
-    if current is not None and current.value == value:
+    if current is not None and _says(current.value) == _says(value):
         return SavedMemory(key=current.key, updated=False, action="none", unchanged=True)
     key = key or str(uuid.uuid4())
     previous, revision = write(store, namespace, key, value, action, provenance)
@@ -187,10 +200,11 @@ async def asave_to(
     *,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
     provenance: Provenance | None = None,
+    source: dict[str, Any] | None = None,
 ) -> SavedMemory:
     """Async twin of ``save_to``."""
     text = _clean(content)
-    value = memory_value(text)
+    value = memory_value(text, source)
     action = "update"
     if key is None and (subject := value.get("subject")):
         key = _same_subject(await store.asearch(namespace, filter={"subject": subject}, limit=1))
@@ -199,7 +213,7 @@ async def asave_to(
         key = _duplicate_key(hits, dedup_threshold)
         action = "merge"
     current = await store.aget(namespace, key) if key is not None else None
-    if current is not None and current.value == value:
+    if current is not None and _says(current.value) == _says(value):
         return SavedMemory(key=current.key, updated=False, action="none", unchanged=True)
     key = key or str(uuid.uuid4())
     previous, revision = await awrite(store, namespace, key, value, action, provenance)
@@ -214,9 +228,14 @@ def save_memory(
     *,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
     provenance: Provenance | None = None,
+    source: dict[str, Any] | None = None,
 ) -> SavedMemory:
     """Store ``content`` for ``user_id``; a memory of the same subject, or a near-identical
-    one, is updated instead (the old content stays in its revisions)."""
+    one, is updated instead (the old content stays in its revisions).
+
+    ``source`` says where the memory came from (``{"thread_id": ..., "tool_call_id": ...}``
+    when the agent saved it); it is kept beside the content and never embedded.
+    """
     return save_to(
         store,
         user_namespace(user_id),
@@ -224,6 +243,7 @@ def save_memory(
         key,
         dedup_threshold=dedup_threshold,
         provenance=provenance,
+        source=source,
     )
 
 
@@ -235,6 +255,7 @@ async def asave_memory(
     *,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
     provenance: Provenance | None = None,
+    source: dict[str, Any] | None = None,
 ) -> SavedMemory:
     """Async twin of ``save_memory``."""
     return await asave_to(
@@ -244,6 +265,7 @@ async def asave_memory(
         key,
         dedup_threshold=dedup_threshold,
         provenance=provenance,
+        source=source,
     )
 
 
@@ -254,13 +276,15 @@ def update_memory(
     content: str,
     *,
     provenance: Provenance | None = None,
+    source: dict[str, Any] | None = None,
 ) -> SavedMemory | None:
     """Replace the content of the user's memory ``key``; None when there is no such memory."""
     namespace = user_namespace(user_id)
     text = _clean(content)
     if store.get(namespace, key) is None:
         return None
-    previous, revision = write(store, namespace, key, memory_value(text), "update", provenance)
+    value = memory_value(text, source)
+    previous, revision = write(store, namespace, key, value, "update", provenance)
     return _saved(key, "update", previous, revision)
 
 
@@ -271,13 +295,14 @@ async def aupdate_memory(
     content: str,
     *,
     provenance: Provenance | None = None,
+    source: dict[str, Any] | None = None,
 ) -> SavedMemory | None:
     """Async twin of ``update_memory``."""
     namespace = user_namespace(user_id)
     text = _clean(content)
     if await store.aget(namespace, key) is None:
         return None
-    value = memory_value(text)
+    value = memory_value(text, source)
     previous, revision = await awrite(store, namespace, key, value, "update", provenance)
     return _saved(key, "update", previous, revision)
 

@@ -66,6 +66,13 @@ def provenance(runtime: ToolRuntime[Any, Any], source: str = "tool") -> Provenan
     )
 
 
+def _source(runtime: ToolRuntime[Any, Any]) -> dict[str, Any] | None:
+    """Where a memory is saved from: the run's thread and the tool call (for the console)."""
+    configurable = (runtime.config or {}).get("configurable") or {}
+    source = {"thread_id": configurable.get("thread_id"), "tool_call_id": runtime.tool_call_id}
+    return {name: value for name, value in source.items() if value} or None
+
+
 def _scope(runtime: ToolRuntime[Any, Any]) -> tuple[BaseStore, str] | str:
     user_id = runtime_user_id(runtime)
     if runtime.store is None or user_id is None:
@@ -214,6 +221,7 @@ def make_memory_tools(
                     key or None,
                     dedup_threshold=dedup_threshold,
                     provenance=provenance(runtime),
+                    source=_source(runtime),
                 )
             except ValueError as exc:
                 if (message := _save_error(exc)) is None:
@@ -235,6 +243,7 @@ def make_memory_tools(
                     key or None,
                     dedup_threshold=dedup_threshold,
                     provenance=provenance(runtime),
+                    source=_source(runtime),
                 )
             except ValueError as exc:
                 if (message := _save_error(exc)) is None:
@@ -265,7 +274,12 @@ def make_memory_tools(
         def action(store: BaseStore, user: str) -> str:
             try:
                 saved = memories.update_memory(
-                    store, user, key, content, provenance=provenance(runtime)
+                    store,
+                    user,
+                    key,
+                    content,
+                    provenance=provenance(runtime),
+                    source=_source(runtime),
                 )
             except ValueError as exc:
                 if (message := _save_error(exc)) is None:
@@ -279,7 +293,12 @@ def make_memory_tools(
         async def action(store: BaseStore, user: str) -> str:
             try:
                 saved = await memories.aupdate_memory(
-                    store, user, key, content, provenance=provenance(runtime)
+                    store,
+                    user,
+                    key,
+                    content,
+                    provenance=provenance(runtime),
+                    source=_source(runtime),
                 )
             except ValueError as exc:
                 if (message := _save_error(exc)) is None:
