@@ -40,6 +40,7 @@ from nodes import (
 from nodes.queue_extraction import queue_extraction, queue_extraction_sync
 from nodes.recall_memories import DEFAULT_RECALL_LIMIT
 from store.extraction import ExtractionQueue
+from store.revisions import RUN_ID_KEY
 
 
 class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
@@ -169,16 +170,19 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
 
 
 def with_run_id(config: RunnableConfig | None) -> RunnableConfig:
-    """``config`` with ``configurable["run_id"]``: the caller's run id, or a new one.
+    """``config`` with ``configurable["agent_run_id"]``: the caller's run id, or a new one.
 
-    Memory revisions record the run a change came from (``store.tools.provenance``);
-    LangChain copies configurable values into the run's metadata, so traces and
-    checkpoints carry the same id.
+    Memory revisions record the run a change came from (``store.tools.provenance``).
+    Not ``configurable["run_id"]``: LangChain copies configurable values into the
+    run's metadata, and LangGraph takes a run whose ``metadata["run_id"]`` equals the
+    checkpoint's as a re-entry into that run (and ignores its input), which would
+    swallow the message sent after a declined approval.
     """
     config = config or {}
     configurable = dict(config.get("configurable") or {})
-    if configurable.get("run_id") is None:
-        configurable["run_id"] = str(config.get("run_id") or uuid.uuid4())
+    if configurable.get(RUN_ID_KEY) is None:
+        given = configurable.get("run_id") or config.get("run_id")
+        configurable[RUN_ID_KEY] = str(given or uuid.uuid4())
     return {**config, "configurable": configurable}
 
 

@@ -88,10 +88,10 @@ def respond(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> 
         return call("get_current_time", {})
     if match := _REMEMBER.match(text):
         if "save_memory" in tools:
-            args = {"content": match.group(1)}
-            if key := _memory_key_replaced_by(messages, match.group(1)):
-                args["key"] = key  # a new value for a remembered fact overwrites it
-            return call("save_memory", args)
+            # No key even for a new value of a remembered fact: the store updates the
+            # memory of that subject (store.subjects), and a save with a key would be an
+            # overwrite that waits for a human's approval.
+            return call("save_memory", {"content": match.group(1)})
         return AIMessage(content=_NO_LONG_TERM_MEMORY)
     if match := _FORGET.match(text):
         if "delete_memory" in tools and (key := _memory_key_matching(messages, match.group(1))):
@@ -225,26 +225,6 @@ def _memory_key_matching(messages: Sequence[BaseMessage], phrase: str) -> str | 
         if overlap and (best is None or overlap > best[0]):
             best = (overlap, key)
     return best[1] if best else None
-
-
-def _memory_key_replaced_by(messages: Sequence[BaseMessage], content: str) -> str | None:
-    """The key of the recalled memory ``content`` gives a new value for, if any.
-
-    Only one-fact memories (``my X is Y``) are replaced, so that updating one fact
-    never drops another stored beside it; otherwise the new fact is saved on its own.
-    """
-    stated = _FACT.findall(content)
-    if len(stated) != 1:
-        return None
-    attribute, value = (part.strip().lower() for part in stated[0])
-    for line in _remembered_lines(messages):
-        if not line.startswith("[") or "]" not in line:
-            continue
-        key, text = line[1:].split("]", 1)
-        known = _FACT.findall(text)
-        if len(known) == 1 and known[0][0].strip().lower() == attribute:
-            return key if known[0][1].strip().lower() != value else None
-    return None
 
 
 def _facts(messages: Sequence[BaseMessage]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from database.errors import is_connection_error, is_missing_table
 from graph.context import Context, run_context
 from graph.state import State
 from store.extraction import ExtractionQueue
+from store.revisions import RUN_ID_KEY
 
 logger = logging.getLogger("memory_agent")
 
@@ -32,7 +33,7 @@ def _turn(state: State, runtime: Runtime[Context]) -> tuple[str, str, str, str |
     turn = next((m for m in reversed(state.messages) if isinstance(m, HumanMessage)), None)
     if not user_id or thread_id is None or turn is None or not turn.id:
         return None
-    run_id = configurable.get("run_id")
+    run_id = configurable.get(RUN_ID_KEY) or configurable.get("run_id")
     return str(thread_id), str(turn.id), user_id, str(run_id) if run_id else None
 
 

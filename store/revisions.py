@@ -22,6 +22,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 REVISIONS_TABLE = "memory_revisions"
+RUN_ID_KEY = "agent_run_id"
+"""Where a run's id travels in ``config["configurable"]`` (set by the compiled graph)."""
 
 Action = Literal["create", "update", "merge", "delete", "restore"]
 ACTIONS: tuple[str, ...] = ("create", "update", "merge", "delete", "restore")

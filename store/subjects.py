@@ -57,9 +57,16 @@ def normalise_subject(subject: str) -> str:
     return " ".join(words)
 
 
+# A second fact in the same memory ("my city is Lyon and my dog is Rex"): such a memory
+# has no single subject, so a new value for one of its facts never overwrites the other.
+_SECOND_FACT = re.compile(r"[;]|\b(?:and|but|while)\s+(?:my|i|i'm|i am)\b", re.I)
+
+
 def parse_fact(content: str) -> tuple[str, str] | None:
     """``(subject, value)`` of a simple fact, or None when the text is not one."""
     text = _LEADING.sub("", " ".join(str(content).split())).strip().rstrip(".!")
+    if _SECOND_FACT.search(text):
+        return None
     for pattern, subject in _FIRST_PERSON:
         if match := pattern.match(text):
             return subject, _value(match.group("value"))

@@ -30,7 +30,7 @@ from langgraph.store.base import BaseStore
 from database.errors import is_connection_error, is_missing_table
 from store import memories
 from store.namespace import InvalidUserId, shared_namespace
-from store.revisions import Provenance
+from store.revisions import RUN_ID_KEY, Provenance
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,12 @@ def provenance(runtime: ToolRuntime[Any, Any], source: str = "tool") -> Provenan
     configurable = config.get("configurable") or {}
     metadata = config.get("metadata") or {}
     thread_id = configurable.get("thread_id")
-    run_id = configurable.get("run_id") or metadata.get("run_id") or config.get("run_id")
+    run_id = (
+        configurable.get(RUN_ID_KEY)
+        or configurable.get("run_id")
+        or metadata.get("run_id")
+        or config.get("run_id")
+    )
     return Provenance(
         source=source,
         thread_id=str(thread_id) if thread_id is not None else None,

@@ -64,7 +64,9 @@ def test_uses_memories_from_the_system_prompt() -> None:
     assert respond([system, HumanMessage("what's my name?")]).content == "Your name is Grace."
 
 
-def test_a_new_value_for_a_remembered_fact_overwrites_that_memory_only() -> None:
+def test_a_new_value_for_a_remembered_fact_is_saved_without_a_key() -> None:
+    # The store updates the memory of the same subject (store.subjects); a key would make
+    # the save an overwrite, which waits for a human's approval.
     system = SystemMessage(
         "<memories>\n- [m1] my city is Lyon and my dog is Rex\n"
         "- [m2] my favourite colour is blue\n</memories>"
@@ -75,10 +77,9 @@ def test_a_new_value_for_a_remembered_fact_overwrites_that_memory_only() -> None
         return dict(call["args"])
 
     assert saved("Remember that my favourite colour is green.") == {
-        "content": "my favourite colour is green",
-        "key": "m2",
+        "content": "my favourite colour is green"
     }
-    # The same value again, a new fact, or a fact stored beside another: no overwrite.
-    assert "key" not in saved("Remember that my favourite colour is blue.")
-    assert "key" not in saved("Remember that my team is Falcons.")
-    assert "key" not in saved("Remember that my city is Paris.")
+    assert saved("My favourite colour is now red.") == {"content": "my favourite colour is red"}
+    assert saved("Actually, my favorite color is teal.") == {
+        "content": "my favourite colour is teal"
+    }

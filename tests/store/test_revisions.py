@@ -81,6 +81,10 @@ def test_setup_twice_and_other_stores_still_work(memory_store: MemoryStore) -> N
     saved = memories.save_memory(plain, "ann", "my city is Lyon")
     again = memories.save_memory(plain, "ann", "my city is now Paris")
     assert (again.key, again.updated, again.revision) == (saved.key, True, None)
+    # A memory holding two facts has no single subject: a new value for one of them is
+    # saved beside it, never over it (the other fact would be lost).
+    both = memories.save_memory(plain, "bob", "my city is Oslo and my dog is Rex")
+    assert memories.save_memory(plain, "bob", "my city is now Bergen").key != both.key
     assert plain.get(user_namespace("ann"), saved.key).value["content"] == "my city is now Paris"  # type: ignore[union-attr]
 
 

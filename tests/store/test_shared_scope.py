@@ -38,7 +38,8 @@ def test_shared_scope_read_by_all_written_only_by_admin(
             assert f"[shared:{key}] my office is Building 5" in found
             assert "release freeze" not in found  # another scope
         # A user's own fact comes first; the shared one is still there, marked.
-        _ask(graph, "Remember that my office is Room 12", "ann-3", "ann")
+        said = _ask(graph, "Remember that my office is Room 12", "ann-3", "ann")
+        assert said.startswith("Saved memory"), said
         lines = memories.memory_lines(
             memories.search_memories(
                 store, "ann", "office", 5, shared=shared_namespace("team-data")
