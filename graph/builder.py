@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -12,12 +14,14 @@ from langchain_core.tools import BaseTool
 # The one way to give a node both a sync and an async body (LangGraph's own
 # ToolNode is built on it); a plain async function would make graph.invoke fail.
 from langgraph._internal._runnable import RunnableCallable
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.pregel._task_status import read_task_statuses
 from langgraph.store.base import BaseStore
-from langgraph.types import Command
+from langgraph.types import Command, Interrupt
 
+from checkpointing.saver import reuse_head
 from checkpointing.thread_lock import ThreadLock
 from checkpointing.threads import thread_id_from_config
 from checkpointing.tool_ledger import ToolCallLedger
@@ -90,13 +94,15 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         kwargs: dict[str, Any],
     ) -> Iterator[Any]:
         # A generator, so the lock is taken when the run starts and always released.
-        if self.thread_lock is None:
-            config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
-            yield from super().stream(input, config, **kwargs)
-            return
-        with self.thread_lock.hold(thread_id, wait_for_thread):
-            config = _checked_run(self.get_state(_head(config)), input, config, thread_id, kwargs)
-            yield from super().stream(input, config, **kwargs)
+        assert isinstance(self.checkpointer, BaseCheckpointSaver)
+        lock = (
+            self.thread_lock.hold(thread_id, wait_for_thread) if self.thread_lock else nullcontext()
+        )
+        with lock:
+            saved = self.checkpointer.get_tuple(_head_of(config, thread_id))
+            config = _checked_run(ThreadHead.of(saved), input, config, thread_id, kwargs)
+            with reuse_head(saved):  # the run starts from this read instead of reading again
+                yield from super().stream(input, config, **kwargs)
 
     async def astream(
         self,
@@ -115,19 +121,18 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         if kwargs.get("durability") is None:
             kwargs["durability"] = "sync"
         config = config or {}
-        if self.thread_lock is None:
-            config = _checked_run(
-                await self.aget_state(_head(config)), input, config, thread_id, kwargs
-            )
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
-            return
-        async with self.thread_lock.ahold(thread_id, wait_for_thread):
-            config = _checked_run(
-                await self.aget_state(_head(config)), input, config, thread_id, kwargs
-            )
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
+        checkpointer = self.checkpointer
+        lock = (
+            self.thread_lock.ahold(thread_id, wait_for_thread)
+            if self.thread_lock
+            else nullcontext()
+        )
+        async with lock:
+            saved = await checkpointer.aget_tuple(_head_of(config, thread_id))
+            config = _checked_run(ThreadHead.of(saved), input, config, thread_id, kwargs)
+            with reuse_head(saved):
+                async for chunk in super().astream(input, config, **kwargs):
+                    yield chunk
 
     def bulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
@@ -148,12 +153,46 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
             return await super().abulk_update_state(config, supersteps)
 
 
+@dataclass(frozen=True)
+class ThreadHead:
+    """What the run guard needs of a thread's latest checkpoint, read without rebuilding its state.
+
+    ``get_state`` would rebuild every channel (the whole conversation) only for
+    the guard to look at the pending interrupts; the run then reads and
+    rebuilds the thread again. The guard reads the checkpoint tuple once and
+    hands it to the run (``checkpointing.saver.reuse_head``).
+    """
+
+    config: RunnableConfig
+    metadata: Any
+    interrupts: tuple[Interrupt, ...]
+
+    @classmethod
+    def of(cls, saved: CheckpointTuple | None) -> ThreadHead:
+        if saved is None:
+            return cls(config={}, metadata=None, interrupts=())
+        # Interrupts of tasks that have not finished: the questions still waiting.
+        waiting = tuple(
+            interrupt
+            for status in read_task_statuses(saved.pending_writes or ()).values()
+            if not status.output
+            for interrupt in status.interrupts
+        )
+        return cls(config=saved.config, metadata=saved.metadata, interrupts=waiting)
+
+
 def _head(config: RunnableConfig) -> RunnableConfig:
     """``config`` without a checkpoint id: the thread's latest state."""
     configurable = {
         k: v for k, v in (config.get("configurable") or {}).items() if k != "checkpoint_id"
     }
     return {**config, "configurable": configurable}
+
+
+def _head_of(config: RunnableConfig, thread_id: str) -> RunnableConfig:
+    """The config that reads ``thread_id``'s latest checkpoint (an int id as its string)."""
+    head = _head(config)
+    return {**head, "configurable": {**head["configurable"], "thread_id": thread_id}}
 
 
 def _checked_run(
