@@ -45,6 +45,7 @@ from graph.builder import MemoryAgentGraph, build_graph
 from graph.models import load_chat_model
 from graph.settings import Settings
 from graph.tools import BASE_TOOLS
+from nodes.summarize_history import PromptBudget
 
 logger = logging.getLogger("memory_agent")
 _warned: set[str] = set()
@@ -208,6 +209,7 @@ def _compile(
         tools=[*BASE_TOOLS, *tools],
         user_tools=_memory_tools(settings),
         recall_limit=settings.memory.recall_limit,
+        prompt_budget=PromptBudget(settings.prompt_tokens) if settings.prompt_tokens else None,
         **guards,
     )
     graph.memory_available = status.available

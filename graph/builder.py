@@ -40,6 +40,9 @@ from nodes import (
     run_tools,
 )
 from nodes.recall_memories import DEFAULT_RECALL_LIMIT
+from nodes.summarize_history import PromptBudget
+
+DEFAULT_PROMPT_BUDGET = PromptBudget()
 
 
 class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
@@ -265,6 +268,7 @@ def build_graph(
     ledger: ToolCallLedger | None = None,
     thread_lock: ThreadLock | None = None,
     recall_limit: int = DEFAULT_RECALL_LIMIT,
+    prompt_budget: PromptBudget | None = DEFAULT_PROMPT_BUDGET,
 ) -> MemoryAgentGraph:
     """Compile the agent graph with any checkpointer and store (None: stateless).
 
@@ -274,6 +278,7 @@ def build_graph(
     user's memories relevant to the latest message.
     ``ledger`` runs side-effecting tool calls at most once per call id;
     ``thread_lock`` allows one run at a time per thread (both on the shared pool).
+    ``prompt_budget`` bounds what each model call is sent (None: every message).
     """
     if model is None:
         from graph.offline_model import OfflineChatModel
@@ -296,6 +301,7 @@ def build_graph(
             model=model,
             tools=tuple(tools),
             user_tools=tuple(user_tools),
+            budget=prompt_budget,
         ),
     )
     builder.add_node(
