@@ -11,15 +11,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help="store benchmark on 1,000,000 rows")
     parser.add_argument(
         "--only",
-        choices=["startup", "store", "locomo", "guards", "lakebase"],
+        choices=["startup", "store", "locomo", "guards", "lakebase", "long_threads"],
         action="append",
         help="run only these benchmarks",
+    )
+    parser.add_argument(
+        "--turns", type=int, default=1000, help="turns per thread in long_threads (default 1000)"
     )
     parser.add_argument(
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
     )
     args = parser.parse_args(argv)
-    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase"]
+    selected = args.only or ["startup", "locomo", "store", "guards", "lakebase", "long_threads"]
     if "startup" in selected:
         from bench import startup
 
@@ -36,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report = run_guards.run(url=args.url)
         print(run_guards.render(report))
+    if "long_threads" in selected:
+        from bench import long_threads
+
+        print(long_threads.render(long_threads.run(url=args.url, turns=args.turns)))
     if "store" in selected:
         from bench import store_scale
 
