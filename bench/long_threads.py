@@ -144,12 +144,14 @@ def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> d
     from psycopg_pool import ConnectionPool
 
     from checkpointing import setup_checkpoint_tables, setup_tool_ledger
-    from database.connect import CONNECTION_KWARGS
+    from database.connect import DIRECT_CONNECTION_KWARGS
     from graph.settings import DEFAULT_PROMPT_TOKENS
 
     with (
         bench_database(url) as database_url,
-        ConnectionPool(database_url, kwargs=CONNECTION_KWARGS, min_size=2, max_size=10) as pool,
+        ConnectionPool(
+            database_url, kwargs=DIRECT_CONNECTION_KWARGS, min_size=2, max_size=10
+        ) as pool,
     ):
         setup_checkpoint_tables(pool)
         setup_tool_ledger(pool)

@@ -1,10 +1,13 @@
 """Open the one connection pool a process shares (sync or async).
 
 Every pooled connection is configured the way LangGraph's Postgres savers and
-stores expect (autocommit, dict rows, no server-side prepared statements so a
-transaction-mode pooler in front of Postgres keeps working) and is checked
-before it is lent out, so a connection that died with a server restart is
-replaced instead of failing the request that borrowed it.
+stores expect (autocommit, dict rows) and is checked before it is lent out, so
+a connection that died with a server restart is replaced instead of failing
+the request that borrowed it. Server-side prepared statements (psycopg
+prepares a statement from its fifth run) are on where the connection goes
+straight to Postgres: the embedded server and Lakebase. A ``DATABASE_URL``
+may point at a transaction-mode pooler (PgBouncer before 1.21), which breaks
+them, so there they stay off.
 """
 
 from __future__ import annotations
@@ -36,6 +39,18 @@ CONNECTION_KWARGS: dict[str, Any] = {
     "row_factory": dict_row,
     "connect_timeout": CONNECT_TIMEOUT_SECONDS,
 }
+# psycopg's default: a statement run five times on a connection is prepared.
+PREPARE_THRESHOLD = 5
+# For connections that reach Postgres itself, never through a pooler.
+DIRECT_CONNECTION_KWARGS: dict[str, Any] = {
+    **CONNECTION_KWARGS,
+    "prepare_threshold": PREPARE_THRESHOLD,
+}
+
+
+def connection_kwargs(target: DatabaseTarget) -> dict[str, Any]:
+    """The pool's connection settings for ``target`` (prepared statements only when direct)."""
+    return DIRECT_CONNECTION_KWARGS if isinstance(target, EmbeddedTarget) else CONNECTION_KWARGS
 
 
 @dataclass
@@ -134,7 +149,7 @@ def open_database(
         ref = PoolRef()
         pool: ConnectionPool[Any] = ConnectionPool(
             url,
-            kwargs=CONNECTION_KWARGS,
+            kwargs=connection_kwargs(target),
             min_size=min_size,
             max_size=max_size,
             max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
@@ -181,7 +196,7 @@ async def aopen_database(
         aref = PoolRef()
         apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
-            kwargs=CONNECTION_KWARGS,
+            kwargs=connection_kwargs(target),
             min_size=min_size,
             max_size=max_size,
             max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,

@@ -85,7 +85,12 @@ def thread_rows(database: Database, thread_id: str) -> dict[str, int]:
             table: conn.execute(
                 f"SELECT count(*) AS n FROM {table} WHERE thread_id = %s", (thread_id,)
             ).fetchone()["n"]
-            for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "tool_call_ledger")
+            for table in (
+                "checkpoints",
+                "checkpoint_blobs",
+                "checkpoint_writes",
+                "tool_call_ledger",
+            )
         }
 
 
@@ -149,6 +154,30 @@ async def test_async_prune_matches_sync(database_url: str, database: Database) -
         result = await aprune_thread(adb.pool, "a", keep=2)
     after = states(graph, "a")
     assert result.checkpoints > 0 and all(after[c][0] == before[c][0] for c in after)
+
+
+async def test_async_saver_and_the_snapshot_cache_rebuild_the_same_states(
+    database_url: str, database: Database
+) -> None:
+    from checkpointing import AsyncMemoryAgentSaver
+
+    async with aopen_database(UrlTarget(database_url)) as adb:
+        graph = chat_graph(AsyncMemoryAgentSaver(adb.pool))
+        for turn in range(10):
+            await graph.ainvoke({"messages": [("user", f"m{turn}")]}, config("async"))
+        written = {
+            s.config["configurable"]["checkpoint_id"]: [m.content for m in s.values["messages"]]
+            async for s in graph.aget_state_history(config("async"))
+            if s.values
+        }
+    assert len(written[max(written)]) == 20
+    cached = MemoryAgentSaver(database.pool)
+    uncached = MemoryAgentSaver(database.pool, snapshot_cache_size=0)
+    for saver in (cached, cached, uncached):  # the second pass reads snapshots from the cache
+        read = states(chat_graph(saver), "async")
+        assert {c: read[c][0] for c in written} == written
+    assert cached.snapshots.versions("async", "", "messages")
+    assert not uncached.snapshots.versions("async", "", "messages")
 
 
 def test_subgraph_namespaces_go_with_their_root_checkpoint(database: Database) -> None:
