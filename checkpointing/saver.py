@@ -180,6 +180,15 @@ class _DeltaHistory:
     """What both savers share: the snapshot cache and assembling a fast history read."""
 
     snapshots: SnapshotCache
+    conn: Any
+    lock: Any
+
+    def _configure(self, keep_checkpoints: int | None, snapshot_cache_size: int) -> None:
+        if isinstance(self.conn, ConnectionPool | AsyncConnectionPool):
+            self.lock = _NoLock()
+        self.keep_checkpoints = keep_checkpoints
+        self.retry_stats = RetryStats()
+        self.snapshots = SnapshotCache(snapshot_cache_size)
 
     def _history_query(
         self, config: RunnableConfig, checkpoint_id: str, channel: str
@@ -238,11 +247,7 @@ class MemoryAgentSaver(_DeltaHistory, PostgresSaver):
         **kwargs: Any,
     ) -> None:
         super().__init__(conn, **kwargs)
-        if isinstance(conn, ConnectionPool):
-            self.lock = _NoLock()  # type: ignore[assignment]
-        self.keep_checkpoints = keep_checkpoints
-        self.retry_stats = RetryStats()
-        self.snapshots = SnapshotCache(snapshot_cache_size)
+        self._configure(keep_checkpoints, snapshot_cache_size)
 
     def _with_retry(self, work: Callable[[], T]) -> T:
         pool = _pool_of(self.conn)
@@ -357,11 +362,7 @@ class AsyncMemoryAgentSaver(_DeltaHistory, AsyncPostgresSaver):
         **kwargs: Any,
     ) -> None:
         super().__init__(conn, **kwargs)
-        if isinstance(conn, AsyncConnectionPool):
-            self.lock = _NoLock()  # type: ignore[assignment]
-        self.keep_checkpoints = keep_checkpoints
-        self.retry_stats = RetryStats()
-        self.snapshots = SnapshotCache(snapshot_cache_size)
+        self._configure(keep_checkpoints, snapshot_cache_size)
 
     async def _with_retry(self, work: Callable[[], Awaitable[T]]) -> T:
         pool = _pool_of(self.conn)
