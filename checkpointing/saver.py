@@ -74,10 +74,11 @@ CHECKPOINT_TABLES = (
 )
 # One constant key for every process that runs our migrations (checkpoint and store).
 SETUP_LOCK_KEY = 0x6D656D6F7279  # "memory"
-# Pruning costs a few index lookups; doing it every 10th step keeps it off most
-# writes while a thread never holds more than keep + 10 checkpoints (plus the
-# ancestors a kept checkpoint rebuilds its messages from).
-PRUNE_EVERY_STEPS = 10
+# A prune is one transaction of about ten statements (tens of ms on a busy
+# server); every 50th step keeps it off all but one turn in ~17 of the agent's,
+# while a thread holds at most keep + 50 checkpoints (plus the ancestors a kept
+# checkpoint rebuilds its messages from; a delta checkpoint is ~1-2 KB).
+PRUNE_EVERY_STEPS = 50
 
 
 def _prune_due(keep: int | None, config: RunnableConfig, metadata: CheckpointMetadata) -> bool:
@@ -147,13 +148,15 @@ def _take_reused_head(config: RunnableConfig) -> CheckpointTuple | None:
     configurable = config.get("configurable") or {}
     mine = saved.config["configurable"]
     asked_id = get_checkpoint_id(config)
-    if (
-        str(configurable.get("thread_id")) != mine["thread_id"]
-        or configurable.get("checkpoint_ns", "") != mine.get("checkpoint_ns", "")
-        or (asked_id is not None and asked_id != mine["checkpoint_id"])
-    ):
+    if str(configurable.get("thread_id")) != mine["thread_id"] or configurable.get(
+        "checkpoint_ns", ""
+    ) != mine.get("checkpoint_ns", ""):
         return None
+    # The run's first read of this thread uses it up, whichever checkpoint it
+    # asks for: later reads in the run must see what the run has written since.
     _reused_head.set(None)
+    if asked_id is not None and asked_id != mine["checkpoint_id"]:
+        return None
     return saved
 
 
@@ -176,6 +179,11 @@ def _snapshot_keys(
     ]
 
 
+def _blob_key(value: Any, channel: str) -> tuple[str, str, str, str]:
+    versions = value["checkpoint"].get("channel_versions") or {}
+    return (value["thread_id"], value["checkpoint_ns"], channel, str(versions.get(channel)))
+
+
 class _DeltaHistory:
     """What both savers share: the snapshot cache and assembling a fast history read."""
 
@@ -189,6 +197,33 @@ class _DeltaHistory:
         self.keep_checkpoints = keep_checkpoints
         self.retry_stats = RetryStats()
         self.snapshots = SnapshotCache(snapshot_cache_size)
+
+    # A checkpoint that stores a snapshot (one step in ``snapshot_frequency``,
+    # the head now and then) would otherwise decode the whole list on every
+    # read: the stock loader gets only the blobs the cache does not hold, and
+    # the snapshots it decodes go into the cache.
+
+    def _without_cached_snapshots(self, value: Any) -> tuple[Any, dict[str, Any]]:
+        from_cache: dict[str, Any] = {}
+        to_decode = []
+        for row in value["channel_values"] or ():
+            cached = self.snapshots.get(_blob_key(value, bytes(row[0]).decode()))
+            if cached is None:
+                to_decode.append(row)
+            else:
+                from_cache[bytes(row[0]).decode()] = fresh_copy(cached)
+        return {**value, "channel_values": to_decode}, from_cache
+
+    def _with_cached_snapshots(
+        self, value: Any, saved: CheckpointTuple, from_cache: dict[str, Any]
+    ) -> CheckpointTuple:
+        channel_values = saved.checkpoint["channel_values"]
+        for channel, loaded in list(channel_values.items()):
+            if isinstance(loaded, _DeltaSnapshot) and channel not in from_cache:
+                self.snapshots.put(_blob_key(value, channel), loaded)
+                channel_values[channel] = fresh_copy(loaded)
+        channel_values.update(from_cache)
+        return saved
 
     def _history_query(
         self, config: RunnableConfig, checkpoint_id: str, channel: str
@@ -261,6 +296,12 @@ class MemoryAgentSaver(_DeltaHistory, PostgresSaver):
             return reused
         parent = super().get_tuple
         return self._with_retry(lambda: parent(config))
+
+    def _load_checkpoint_tuple(self, value: Any) -> CheckpointTuple:
+        trimmed, from_cache = self._without_cached_snapshots(value)
+        return self._with_cached_snapshots(
+            value, super()._load_checkpoint_tuple(trimmed), from_cache
+        )
 
     def list(self, config: RunnableConfig | None, **kwargs: Any) -> Iterator[Any]:
         thread_id_from_config(config)
@@ -376,6 +417,12 @@ class AsyncMemoryAgentSaver(_DeltaHistory, AsyncPostgresSaver):
             return reused
         parent = super().aget_tuple
         return await self._with_retry(lambda: parent(config))
+
+    async def _load_checkpoint_tuple(self, value: Any) -> CheckpointTuple:
+        trimmed, from_cache = self._without_cached_snapshots(value)
+        return self._with_cached_snapshots(
+            value, await super()._load_checkpoint_tuple(trimmed), from_cache
+        )
 
     async def alist(self, config: RunnableConfig | None, **kwargs: Any) -> AsyncIterator[Any]:
         thread_id_from_config(config)

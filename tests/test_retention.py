@@ -139,11 +139,13 @@ def test_old_format_threads_still_read_and_prune(database: Database) -> None:
 
 
 def test_retention_runs_as_the_thread_grows_and_keeps_it_bounded(database: Database) -> None:
+    from checkpointing.saver import PRUNE_EVERY_STEPS
+
     graph = chat_graph(MemoryAgentSaver(database.pool, keep_checkpoints=6))
-    talk(graph, "bounded", 40)
-    assert thread_rows(database, "bounded")["checkpoints"] <= 6 + 10 + 8
+    talk(graph, "bounded", 60)  # 120 steps: pruned at steps 50 and 100
+    assert thread_rows(database, "bounded")["checkpoints"] <= 6 + PRUNE_EVERY_STEPS // 2 + 8
     messages = graph.get_state(config("bounded")).values["messages"]
-    assert len(messages) == 80 and messages[0].content.startswith("message 0 ")
+    assert len(messages) == 120 and messages[0].content.startswith("message 0 ")
 
 
 async def test_async_prune_matches_sync(database_url: str, database: Database) -> None:
