@@ -15,8 +15,8 @@ drift hits them alike:
 
 Each turn sends one user message of 200 characters and gets one reply (the
 chat graph answers with 200 characters; the offline model with its own echo).
-Latency: after the long threads are grown, 11 turns of each long thread
-alternate with turns 5-15 of a fresh short thread of the same configuration,
+Latency: after the long threads are grown, 21 turns of each long thread
+alternate with turns 5-25 of a fresh short thread of the same configuration,
 so turn 10 and turn 1,000 are timed in the same minutes (medians).
 Storage is the bytes the thread's rows hold (blobs, writes, checkpoint JSON);
 WAL per turn is the WAL position's advance over 10 more turns, one
@@ -44,7 +44,7 @@ TURNS = 1000
 WORKERS = 8
 TURNS_PER_WORKER = 40
 TEXT = "x" * 190
-MEASURED_TURNS = 11
+MEASURED_TURNS = 21
 STOCK_AGENT = "agent graph on stock PostgresSaver"
 
 
@@ -187,10 +187,15 @@ def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> d
                 _turn(graph, short[name], turn)
         early: dict[str, list[float]] = {name: [] for name in graphs}
         late: dict[str, list[float]] = {name: [] for name in graphs}
+        names = list(graphs)
         for offset in range(MEASURED_TURNS):
-            for name, graph in graphs.items():
-                early[name].append(_turn(graph, short[name], 5 + offset))
-                late[name].append(_turn(graph, threads[name], turns + offset))
+            # Rotate who goes first, so no configuration always follows the
+            # stock saver's heavy turn and no thread always goes first.
+            for name in names[offset % len(names) :] + names[: offset % len(names)]:
+                graph = graphs[name]
+                order = [(short, early, 5), (threads, late, turns)]
+                for thread_ids, timings, start in order if offset % 2 else order[::-1]:
+                    timings[name].append(_turn(graph, thread_ids[name], start + offset))
         rows = []
         for name, graph in graphs.items():
             before = _wal_position(pool)
@@ -251,7 +256,7 @@ def render(report: dict[str, Any]) -> str:
     markdown = (
         f"# Long threads: {turns} turns, {report['workers']} concurrent workers\n\n"
         "One run, configurations interleaved turn by turn; embedded Postgres; "
-        "medians of 11 turns, turn 10 and the last turn timed alternately.\n\n"
+        "medians of 21 turns, turn ~10 and the last turns timed alternately.\n\n"
         f"{table}\n\n"
         f"Prompt sent to the model at turn {turns}: {report['prompt_tokens']:,} tokens "
         f"(budget {report['prompt_budget']:,}).\n\n"
