@@ -11,25 +11,12 @@ A dead connection found at check almost always has dead siblings from the same
 server, so the first failure drains the pool: every idle connection is closed
 at once, replacements are opened, and the waiting request gets the first
 fresh one instead of checking the stale ones with growing pauses.
-
-The check itself is a round trip to the server, paid on every borrow: on a busy
-process that is one extra round trip per checkpoint read and write. A
-connection lent within the last ``RECENTLY_USED_SECONDS`` whose socket is
-still open skips it: the pool already discards a connection that comes back
-broken, and a server that died in those few seconds fails the operation, which
-the savers replay once on a fresh connection (``database.retry``).
 """
 
 from __future__ import annotations
 
-import time
-import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-from psycopg import pq
-
-RECENTLY_USED_SECONDS = 5.0
 
 
 class PoolRef:
@@ -37,28 +24,12 @@ class PoolRef:
 
     pool: Any = None
 
-    def __init__(self) -> None:
-        self.lent_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-    def recently_used(self, conn: Any) -> bool:
-        """True (and the lending noted) if ``conn`` was lent moments ago and is still open."""
-        now = time.monotonic()
-        last = self.lent_at.get(conn)
-        self.lent_at[conn] = now
-        return (
-            last is not None
-            and now - last < RECENTLY_USED_SECONDS
-            and conn.pgconn.status == pq.ConnStatus.OK
-        )
-
 
 def draining_check(ref: PoolRef) -> Callable[[Any], None]:
     """A sync ``check=`` callback: psycopg_pool's own check, draining the pool on failure."""
     from psycopg_pool import ConnectionPool
 
     def check(conn: Any) -> None:
-        if ref.recently_used(conn):
-            return
         try:
             ConnectionPool.check_connection(conn)
         except Exception:
@@ -74,8 +45,6 @@ def async_draining_check(ref: PoolRef) -> Callable[[Any], Awaitable[None]]:
     from psycopg_pool import AsyncConnectionPool
 
     async def check(conn: Any) -> None:
-        if ref.recently_used(conn):
-            return
         try:
             await AsyncConnectionPool.check_connection(conn)
         except Exception:
