@@ -183,9 +183,12 @@ def _memory_tools(settings: Settings) -> Any:
     return make_memory_tools(settings.memory.dedup_threshold)
 
 
-def _run_guards(pool: Any) -> dict[str, Any]:
-    """The ledger and the per-thread lock, on the same pool as the checkpointer."""
-    return {"ledger": ToolCallLedger(pool), "thread_lock": ThreadLock(pool)}
+def _run_guards(database: Database) -> dict[str, Any]:
+    """The ledger on the work pool; the per-thread lock on its own sessions (database.connect)."""
+    return {
+        "ledger": ToolCallLedger(database.pool),
+        "thread_lock": ThreadLock(database.lock_pool or database.pool),
+    }
 
 
 NO_DATABASE_FOR_STORE = "long-term memory unavailable: no database"
@@ -240,7 +243,11 @@ def open_agent(
         guards: dict[str, Any] = {}
         try:
             database = stack.enter_context(
-                open_database(settings.database, workspace_client=workspace_client)
+                open_database(
+                    settings.database,
+                    workspace_client=workspace_client,
+                    lock_pool_size=settings.max_concurrent_runs,
+                )
             )
         except DatabaseUnavailable as exc:
             status = MemoryStatus(
@@ -268,7 +275,7 @@ def open_agent(
                 checkpointer = MemoryAgentSaver(
                     database.pool, keep_checkpoints=settings.keep_checkpoints
                 )
-                guards = _run_guards(database.pool)
+                guards = _run_guards(database)
         _report(status, settings)
         store, store_status = (
             _open_store(settings, database) if status.available else (None, NO_DATABASE_FOR_STORE)
@@ -294,7 +301,11 @@ async def aopen_agent(
         guards: dict[str, Any] = {}
         try:
             database = await stack.enter_async_context(
-                aopen_database(settings.database, workspace_client=workspace_client)
+                aopen_database(
+                    settings.database,
+                    workspace_client=workspace_client,
+                    lock_pool_size=settings.max_concurrent_runs,
+                )
             )
         except DatabaseUnavailable as exc:
             status = MemoryStatus(
@@ -317,7 +328,7 @@ async def aopen_agent(
                 checkpointer = AsyncMemoryAgentSaver(
                     database.pool, keep_checkpoints=settings.keep_checkpoints
                 )
-                guards = _run_guards(database.pool)
+                guards = _run_guards(database)
         _report(status, settings)
         store, store_status = (
             await _aopen_store(settings, database)

@@ -56,10 +56,13 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     2. hold the thread's advisory lock for the whole run (``thread_lock``):
        a second run gets ``ThreadBusyError``, or waits ``wait_for_thread``
        seconds (``graph.invoke(..., wait_for_thread=30)``);
-    3. refuse new input while the thread waits for an approval (it would leave
-       the pending tool call without its answer), refuse a resume when nothing
-       waits, and resume at the thread's head even if the config names the
-       head checkpoint (which LangGraph would otherwise replay, langgraph#7361);
+    3. answer a new message on a thread that waits for an approval by first
+       declining the pending call(s) (a rejection whose reason says the user
+       moved on, so the model says so), then running the message: the thread
+       is never stuck on a card nobody answers, and no tool call is left
+       without its answer; refuse a resume when nothing waits, and resume at
+       the thread's head even if the config names the head checkpoint (which
+       LangGraph would otherwise replay, langgraph#7361);
     4. persist every step before the next starts (``durability="sync"`` unless
        the caller chooses): a tool call id must be saved before the tool runs,
        or a crash could make the model issue the same action under a new id.
@@ -71,6 +74,8 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     memory_status: str = "no checkpointer: runs are not saved"
     long_term_memory_status: str = "no store: no long-term memory"
     thread_lock: ThreadLock | None = None
+    chat_model: BaseChatModel | None = None
+    """The model the graph calls, for one-off requests answered outside any thread."""
 
     def stream(
         self,
@@ -97,13 +102,22 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         kwargs: dict[str, Any],
     ) -> Iterator[Any]:
         # A generator, so the lock is taken when the run starts and always released.
-        assert isinstance(self.checkpointer, BaseCheckpointSaver)
         lock = (
-            self.thread_lock.hold(thread_id, wait_for_thread) if self.thread_lock else nullcontext()
+            self.thread_lock.hold(thread_id, wait_for_thread)
+            if self.thread_lock is not None
+            else nullcontext()
         )
+        assert isinstance(self.checkpointer, BaseCheckpointSaver)
         with lock:
             saved = self.checkpointer.get_tuple(_head_of(config, thread_id))
-            config = _checked_run(ThreadHead.of(saved), input, config, thread_id, kwargs)
+            head = ThreadHead.of(saved)
+            # One call is paused at a time: declining it may pause the message's next one.
+            while (decline := _decline_for_new_message(head, input, config)) is not None:
+                with reuse_head(saved):
+                    yield from super().stream(decline, _head(config), **kwargs)
+                saved = self.checkpointer.get_tuple(_head_of(config, thread_id))
+                head = ThreadHead.of(saved)
+            config = _checked_run(head, input, config, thread_id, kwargs)
             with reuse_head(saved):  # the run starts from this read instead of reading again
                 yield from super().stream(input, config, **kwargs)
 
@@ -127,12 +141,20 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         checkpointer = self.checkpointer
         lock = (
             self.thread_lock.ahold(thread_id, wait_for_thread)
-            if self.thread_lock
+            if self.thread_lock is not None
             else nullcontext()
         )
         async with lock:
             saved = await checkpointer.aget_tuple(_head_of(config, thread_id))
-            config = _checked_run(ThreadHead.of(saved), input, config, thread_id, kwargs)
+            head = ThreadHead.of(saved)
+            # One call is paused at a time: declining it may pause the message's next one.
+            while (decline := _decline_for_new_message(head, input, config)) is not None:
+                with reuse_head(saved):
+                    async for chunk in super().astream(decline, _head(config), **kwargs):
+                        yield chunk
+                saved = await checkpointer.aget_tuple(_head_of(config, thread_id))
+                head = ThreadHead.of(saved)
+            config = _checked_run(head, input, config, thread_id, kwargs)
             with reuse_head(saved):
                 async for chunk in super().astream(input, config, **kwargs):
                     yield chunk
@@ -198,6 +220,23 @@ def _head_of(config: RunnableConfig, thread_id: str) -> RunnableConfig:
     return {**head, "configurable": {**head["configurable"], "thread_id": thread_id}}
 
 
+DECLINED_FOR_NEW_MESSAGE = (
+    "the user sent a new message instead of answering this request, so it was not run"
+)
+
+
+def _decline_for_new_message(head: Any, input: Any, config: RunnableConfig) -> Command | None:
+    """The rejection of every pending call, when new input arrives on a waiting thread.
+
+    (A run that names an older checkpoint forks from it and declines nothing.)
+    """
+    asked_id = (config.get("configurable") or {}).get("checkpoint_id")
+    if not head.interrupts or input is None or isinstance(input, Command) or asked_id:
+        return None
+    decision = {"action": "reject", "reason": DECLINED_FOR_NEW_MESSAGE}
+    return Command(resume={pending.id: decision for pending in head.interrupts})
+
+
 def _checked_run(
     head: Any, input: Any, config: RunnableConfig, thread_id: str, kwargs: dict[str, Any]
 ) -> RunnableConfig:
@@ -223,14 +262,6 @@ def _checked_run(
             )
         _resume_as_requesting_user(head, config, thread_id, kwargs)
         return _head(config)  # resuming at the head, never a replay (langgraph#7361)
-    if waiting and input is not None and asked_id is None:
-        tools = ", ".join(
-            sorted({str(i.value.get("tool")) for i in head.interrupts if isinstance(i.value, dict)})
-        )
-        raise InvalidInput(
-            f"thread {thread_id!r} is waiting for a decision on {tools or 'a paused step'}: "
-            "resume it (approve, reject or edit) before sending a new message"
-        )
     return config
 
 
@@ -326,4 +357,5 @@ def build_graph(
     compiled.__class__ = MemoryAgentGraph
     assert isinstance(compiled, MemoryAgentGraph)
     compiled.thread_lock = thread_lock
+    compiled.chat_model = model
     return compiled
