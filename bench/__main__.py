@@ -27,9 +27,13 @@ def main(argv: list[str] | None = None) -> int:
             "serving",
             "background",
             "updates",
+            "long_threads",
         ],
         action="append",
         help="run only these benchmarks",
+    )
+    parser.add_argument(
+        "--turns", type=int, default=1000, help="turns per thread in long_threads (default 1000)"
     )
     parser.add_argument(
         "--url", help="Postgres to use (default: an embedded server under bench/results/pg)"
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "serving",
         "background",
         "updates",
+        "long_threads",
     ]
     if "locomo" in selected and args.locomo_data is None:
         message = "LoCoMo needs --locomo-data PATH (README, 'Benchmarks', says where to get it)"
@@ -97,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report = run_guards.run(url=args.url)
         print(run_guards.render(report))
+    if "long_threads" in selected:
+        from bench import long_threads
+
+        print(long_threads.render(long_threads.run(url=args.url, turns=args.turns)))
     if "store" in selected:
         from bench import store_scale
 

@@ -10,10 +10,13 @@ and each waited for an eleventh (issue 9). Work connections are only ever
 held for one operation, so the work pool always drains.
 
 Every pooled connection is configured the way LangGraph's Postgres savers and
-stores expect (autocommit, dict rows, no server-side prepared statements so a
-transaction-mode pooler in front of Postgres keeps working) and is checked
-before it is lent out, so a connection that died with a server restart is
-replaced instead of failing the request that borrowed it.
+stores expect (autocommit, dict rows) and is checked before it is lent out, so
+a connection that died with a server restart is replaced instead of failing
+the request that borrowed it. Server-side prepared statements (psycopg
+prepares a statement from its fifth run) are on where the connection goes
+straight to Postgres: the embedded server and Lakebase. A ``DATABASE_URL``
+may point at a transaction-mode pooler (PgBouncer before 1.21), which breaks
+them, so there they stay off.
 """
 
 from __future__ import annotations
@@ -45,6 +48,18 @@ CONNECTION_KWARGS: dict[str, Any] = {
     "row_factory": dict_row,
     "connect_timeout": CONNECT_TIMEOUT_SECONDS,
 }
+# psycopg's default: a statement run five times on a connection is prepared.
+PREPARE_THRESHOLD = 5
+# For connections that reach Postgres itself, never through a pooler.
+DIRECT_CONNECTION_KWARGS: dict[str, Any] = {
+    **CONNECTION_KWARGS,
+    "prepare_threshold": PREPARE_THRESHOLD,
+}
+
+
+def connection_kwargs(target: DatabaseTarget) -> dict[str, Any]:
+    """The pool's connection settings for ``target`` (prepared statements only when direct)."""
+    return DIRECT_CONNECTION_KWARGS if isinstance(target, EmbeddedTarget) else CONNECTION_KWARGS
 
 
 @dataclass
@@ -117,11 +132,18 @@ def _probe(url: str, target: DatabaseTarget) -> None:
         ) from exc
 
 
-def _url_pool(url: str, schema: str | None, min_size: int, max_size: int, name: str) -> Any:
+def _url_pool(
+    url: str,
+    schema: str | None,
+    min_size: int,
+    max_size: int,
+    name: str,
+    connection: dict[str, Any] = CONNECTION_KWARGS,
+) -> Any:
     ref = PoolRef()
     pool: ConnectionPool[Any] = ConnectionPool(
         url,
-        kwargs=CONNECTION_KWARGS,
+        kwargs=connection,
         min_size=min_size,
         max_size=max_size,
         max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
@@ -174,20 +196,29 @@ def open_database(
             stack.callback(embedded.stop)
         _probe(url, target)
         schema = target.schema if isinstance(target, UrlTarget) else None
-        pool = _url_pool(url, schema, min_size, max_size, "memory-agent")
+        pool = _url_pool(url, schema, min_size, max_size, "memory-agent", connection_kwargs(target))
         stack.callback(pool.close)
         database = Database(target=target, pool=pool, url=url, schema=schema, embedded=embedded)
         if lock_pool_size:
-            database.lock_pool = _url_pool(url, schema, 1, lock_pool_size, "memory-agent-locks")
+            database.lock_pool = _url_pool(
+                url, schema, 1, lock_pool_size, "memory-agent-locks", connection_kwargs(target)
+            )
             stack.callback(database.lock_pool.close)
         yield database
 
 
-async def _aurl_pool(url: str, schema: str | None, min_size: int, max_size: int, name: str) -> Any:
+async def _aurl_pool(
+    url: str,
+    schema: str | None,
+    min_size: int,
+    max_size: int,
+    name: str,
+    connection: dict[str, Any] = CONNECTION_KWARGS,
+) -> Any:
     aref = PoolRef()
     apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         url,
-        kwargs=CONNECTION_KWARGS,
+        kwargs=connection,
         min_size=min_size,
         max_size=max_size,
         max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
@@ -239,12 +270,14 @@ async def aopen_database(
             stack.push_async_callback(asyncio.to_thread, embedded.stop)
         await asyncio.to_thread(_probe, url, target)
         schema = target.schema if isinstance(target, UrlTarget) else None
-        pool = await _aurl_pool(url, schema, min_size, max_size, "memory-agent")
+        pool = await _aurl_pool(
+            url, schema, min_size, max_size, "memory-agent", connection_kwargs(target)
+        )
         stack.push_async_callback(pool.close)
         database = Database(target=target, pool=pool, url=url, schema=schema, embedded=embedded)
         if lock_pool_size:
             database.lock_pool = await _aurl_pool(
-                url, schema, 1, lock_pool_size, "memory-agent-locks"
+                url, schema, 1, lock_pool_size, "memory-agent-locks", connection_kwargs(target)
             )
             stack.push_async_callback(database.lock_pool.close)
         yield database

@@ -24,9 +24,9 @@ Where we go beyond it, and why:
 - **Connections are checked before use (the first dead one drains the pool:
   ``database.checks``), recycled before the token expires,
   and time out when connecting** (``connect_timeout``; libpq waits forever
-  by default, which would pin a pool worker on a black-holed host), and no
-  server-side prepared statements (a transaction-mode pooler in front of
-  Lakebase breaks them), as for every other pool in ``database.connect``.
+  by default, which would pin a pool worker on a black-holed host), with
+  server-side prepared statements: Lakebase connections go straight to
+  Postgres, with no transaction-mode pooler in between (``database.connect``).
 - **Counters** (tokens minted, tokens refused) for health and the soak test.
 
 An auth failure on a live session (rare: Postgres checks the password at
@@ -141,10 +141,10 @@ class _CredentialRefresh:
 
 
 def _connect_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    from database.connect import CONNECT_TIMEOUT_SECONDS
+    from database.connect import CONNECT_TIMEOUT_SECONDS, PREPARE_THRESHOLD
 
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
-    kwargs.setdefault("prepare_threshold", None)
+    kwargs.setdefault("prepare_threshold", PREPARE_THRESHOLD)
     return kwargs
 
 

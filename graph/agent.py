@@ -45,6 +45,7 @@ from graph.builder import MemoryAgentGraph, build_graph
 from graph.models import load_chat_model
 from graph.settings import Settings
 from graph.tools import BASE_TOOLS
+from nodes.summarize_history import PromptBudget
 
 logger = logging.getLogger("memory_agent")
 _warned: set[str] = set()
@@ -219,6 +220,7 @@ def _compile(
         recall_limit=settings.memory.recall_limit,
         shared_scope=settings.memory.shared_scope,
         extraction=extraction,
+        prompt_budget=PromptBudget(settings.prompt_tokens) if settings.prompt_tokens else None,
         **guards,
     )
     graph.extraction_queue = extraction

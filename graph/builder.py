@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -14,12 +15,14 @@ from langchain_core.tools import BaseTool
 # The one way to give a node both a sync and an async body (LangGraph's own
 # ToolNode is built on it); a plain async function would make graph.invoke fail.
 from langgraph._internal._runnable import RunnableCallable
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.pregel._task_status import read_task_statuses
 from langgraph.store.base import BaseStore
-from langgraph.types import Command
+from langgraph.types import Command, Interrupt
 
+from checkpointing.saver import reuse_head
 from checkpointing.thread_lock import ThreadLock
 from checkpointing.threads import thread_id_from_config
 from checkpointing.tool_ledger import ToolCallLedger
@@ -39,8 +42,11 @@ from nodes import (
 )
 from nodes.queue_extraction import queue_extraction, queue_extraction_sync
 from nodes.recall_memories import DEFAULT_RECALL_LIMIT
+from nodes.summarize_history import PromptBudget
 from store.extraction import ExtractionQueue
 from store.revisions import RUN_ID_KEY
+
+DEFAULT_PROMPT_BUDGET = PromptBudget()
 
 
 class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
@@ -104,18 +110,24 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         kwargs: dict[str, Any],
     ) -> Iterator[Any]:
         # A generator, so the lock is taken when the run starts and always released.
-        with (
+        lock = (
             self.thread_lock.hold(thread_id, wait_for_thread)
             if self.thread_lock is not None
             else nullcontext()
-        ):
-            head = self.get_state(_head(config))
+        )
+        assert isinstance(self.checkpointer, BaseCheckpointSaver)
+        with lock:
+            saved = self.checkpointer.get_tuple(_head_of(config, thread_id))
+            head = ThreadHead.of(saved)
             # One call is paused at a time: declining it may pause the message's next one.
             while (decline := _decline_for_new_message(head, input, config)) is not None:
-                yield from super().stream(decline, _head(config), **kwargs)
-                head = self.get_state(_head(config))
+                with reuse_head(saved):
+                    yield from super().stream(decline, _head(config), **kwargs)
+                saved = self.checkpointer.get_tuple(_head_of(config, thread_id))
+                head = ThreadHead.of(saved)
             config = _checked_run(head, input, config, thread_id, kwargs)
-            yield from super().stream(input, config, **kwargs)
+            with reuse_head(saved):  # the run starts from this read instead of reading again
+                yield from super().stream(input, config, **kwargs)
 
     async def astream(
         self,
@@ -135,20 +147,26 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         if kwargs.get("durability") is None:
             kwargs["durability"] = "sync"
         config = config or {}
-        async with (
+        checkpointer = self.checkpointer
+        lock = (
             self.thread_lock.ahold(thread_id, wait_for_thread)
             if self.thread_lock is not None
             else nullcontext()
-        ):
-            head = await self.aget_state(_head(config))
+        )
+        async with lock:
+            saved = await checkpointer.aget_tuple(_head_of(config, thread_id))
+            head = ThreadHead.of(saved)
             # One call is paused at a time: declining it may pause the message's next one.
             while (decline := _decline_for_new_message(head, input, config)) is not None:
-                async for chunk in super().astream(decline, _head(config), **kwargs):
-                    yield chunk
-                head = await self.aget_state(_head(config))
+                with reuse_head(saved):
+                    async for chunk in super().astream(decline, _head(config), **kwargs):
+                        yield chunk
+                saved = await checkpointer.aget_tuple(_head_of(config, thread_id))
+                head = ThreadHead.of(saved)
             config = _checked_run(head, input, config, thread_id, kwargs)
-            async for chunk in super().astream(input, config, **kwargs):
-                yield chunk
+            with reuse_head(saved):
+                async for chunk in super().astream(input, config, **kwargs):
+                    yield chunk
 
     def bulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
@@ -186,12 +204,46 @@ def with_run_id(config: RunnableConfig | None) -> RunnableConfig:
     return {**config, "configurable": configurable}
 
 
+@dataclass(frozen=True)
+class ThreadHead:
+    """What the run guard needs of a thread's latest checkpoint, read without rebuilding its state.
+
+    ``get_state`` would rebuild every channel (the whole conversation) only for
+    the guard to look at the pending interrupts; the run then reads and
+    rebuilds the thread again. The guard reads the checkpoint tuple once and
+    hands it to the run (``checkpointing.saver.reuse_head``).
+    """
+
+    config: RunnableConfig
+    metadata: Any
+    interrupts: tuple[Interrupt, ...]
+
+    @classmethod
+    def of(cls, saved: CheckpointTuple | None) -> ThreadHead:
+        if saved is None:
+            return cls(config={}, metadata=None, interrupts=())
+        # Interrupts of tasks that have not finished: the questions still waiting.
+        waiting = tuple(
+            interrupt
+            for status in read_task_statuses(saved.pending_writes or ()).values()
+            if not status.output
+            for interrupt in status.interrupts
+        )
+        return cls(config=saved.config, metadata=saved.metadata, interrupts=waiting)
+
+
 def _head(config: RunnableConfig) -> RunnableConfig:
     """``config`` without a checkpoint id: the thread's latest state."""
     configurable = {
         k: v for k, v in (config.get("configurable") or {}).items() if k != "checkpoint_id"
     }
     return {**config, "configurable": configurable}
+
+
+def _head_of(config: RunnableConfig, thread_id: str) -> RunnableConfig:
+    """The config that reads ``thread_id``'s latest checkpoint (an int id as its string)."""
+    head = _head(config)
+    return {**head, "configurable": {**head["configurable"], "thread_id": thread_id}}
 
 
 DECLINED_FOR_NEW_MESSAGE = (
@@ -275,6 +327,7 @@ def build_graph(
     recall_limit: int = DEFAULT_RECALL_LIMIT,
     shared_scope: str | None = None,
     extraction: ExtractionQueue | None = None,
+    prompt_budget: PromptBudget | None = DEFAULT_PROMPT_BUDGET,
 ) -> MemoryAgentGraph:
     """Compile the agent graph with any checkpointer and store (None: stateless).
 
@@ -287,6 +340,7 @@ def build_graph(
     ``thread_lock`` allows one run at a time per thread (both on the shared pool).
     With ``extraction`` each finished turn is queued there for fact extraction
     (``graph.extraction`` does it, after the answer).
+    ``prompt_budget`` bounds what each model call is sent (None: every message).
     """
     if model is None:
         from graph.offline_model import OfflineChatModel
@@ -313,6 +367,7 @@ def build_graph(
             model=model,
             tools=tuple(tools),
             user_tools=tuple(user_tools),
+            budget=prompt_budget,
         ),
     )
     builder.add_node(

@@ -26,6 +26,8 @@ from store.subjects import canonical_fact, normalise_subject, parse_fact
 OFFLINE_LABEL = "offline (deterministic rule-based model, not an LLM)"
 MEMORIES_START = "<memories>"
 MEMORIES_END = "</memories>"
+SUMMARY_START = "<summary>"
+SUMMARY_END = "</summary>"
 
 _FACT = re.compile(
     r"\bmy ([a-z][a-z ]{0,30}?) is ([^.!?,;]+?)(?=\s+and\s+my\b|[.!?,;]|$)", re.IGNORECASE
@@ -190,23 +192,31 @@ def _text_of(message: BaseMessage) -> str:
 
 def _call_id(messages: Sequence[BaseMessage], name: str) -> str:
     # Derived from the conversation so far: deterministic, and different for every turn.
+    # The newest message's id keeps it so when the prompt is a bounded window
+    # whose length repeats.
+    newest = messages[-1].id if messages else None
     digest = hashlib.sha256(
-        f"{len(messages)}|{name}|{_latest_user_text(messages)}".encode()
+        f"{len(messages)}|{name}|{_latest_user_text(messages)}|{newest or ''}".encode()
     ).hexdigest()
     return f"call_{digest[:20]}"
 
 
-def _remembered_lines(messages: Sequence[BaseMessage]) -> list[str]:
-    """Memory lines the recall step put in the system prompt, between the markers."""
+def _system_block(messages: Sequence[BaseMessage], start: str, end: str) -> list[str]:
+    """The ``- `` lines between ``start`` and ``end`` in the system prompt."""
     for message in messages:
         if isinstance(message, SystemMessage) and isinstance(message.content, str):
             content = message.content
-            if MEMORIES_START in content and MEMORIES_END in content:
-                block = content.split(MEMORIES_START, 1)[1].split(MEMORIES_END, 1)[0]
+            if start in content and end in content:
+                block = content.split(start, 1)[1].split(end, 1)[0]
                 return [
                     line.strip()[2:] for line in block.splitlines() if line.strip().startswith("- ")
                 ]
     return []
+
+
+def _remembered_lines(messages: Sequence[BaseMessage]) -> list[str]:
+    """Memory lines the recall step put in the system prompt, between the markers."""
+    return _system_block(messages, MEMORIES_START, MEMORIES_END)
 
 
 def _memory_key_matching(messages: Sequence[BaseMessage], phrase: str) -> str | None:
@@ -230,7 +240,11 @@ def _memory_key_matching(messages: Sequence[BaseMessage], phrase: str) -> str | 
 def _facts(messages: Sequence[BaseMessage]) -> dict[str, str]:
     """Facts the user stated (“my X is Y”), from memories first, then this thread (newest wins)."""
     facts: dict[str, str] = {}
-    for line in _remembered_lines(messages):
+    # Memories, then what the running summary kept of this thread's older turns.
+    for line in [
+        *_remembered_lines(messages),
+        *_system_block(messages, SUMMARY_START, SUMMARY_END),
+    ]:
         for attribute, value in _FACT.findall(line):
             facts[attribute.strip().lower()] = _current(value)
     for message in (

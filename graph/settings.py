@@ -25,6 +25,10 @@ from store.config import (
 DEFAULT_HOME = Path("~/.memory-agent")
 # About 50 turns of time travel with tool calls; older checkpoints are pruned.
 DEFAULT_KEEP_CHECKPOINTS = 200
+# The prompt's token budget (system prompt, memories, summary, messages); see nodes.summarize_history.
+DEFAULT_PROMPT_TOKENS = 16_000
+# Below this the system prompt and the summary leave no room for the conversation.
+MIN_PROMPT_TOKENS = 1_000
 LIBPQ_HOST_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGSERVICE")
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off", ""}
@@ -102,6 +106,8 @@ class Settings:
     """Long-term memory: embeddings (EMBEDDINGS, ...), search mode, dedup threshold."""
     keep_checkpoints: int | None = DEFAULT_KEEP_CHECKPOINTS
     """MEMORY_AGENT_KEEP_CHECKPOINTS: newest checkpoints kept per thread (0: keep all)."""
+    prompt_tokens: int | None = DEFAULT_PROMPT_TOKENS
+    """MEMORY_AGENT_PROMPT_TOKENS: past this many tokens older turns fold into a summary (0: never)."""
     serving: ServingSettings = field(default_factory=ServingSettings)
     """How the HTTP server runs and whom it trusts (only the server reads these)."""
     max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS
@@ -122,6 +128,7 @@ class Settings:
             memory=memory_settings_from_env(env),
             serving=serving_settings_from_env(env),
             keep_checkpoints=_keep_checkpoints(env),
+            prompt_tokens=_prompt_tokens(env),
             max_concurrent_runs=_positive_int(env, "MAX_CONCURRENT_RUNS")
             or DEFAULT_MAX_CONCURRENT_RUNS,
         )
@@ -147,6 +154,18 @@ def _keep_checkpoints(env: Mapping[str, str]) -> int | None:
     if not raw.isdigit():
         raise SettingsError(
             f"MEMORY_AGENT_KEEP_CHECKPOINTS={raw!r} must be a whole number (0 keeps every checkpoint)"
+        )
+    return int(raw) or None
+
+
+def _prompt_tokens(env: Mapping[str, str]) -> int | None:
+    raw = _value(env, "MEMORY_AGENT_PROMPT_TOKENS")
+    if raw is None:
+        return DEFAULT_PROMPT_TOKENS
+    if not raw.isdigit() or 0 < int(raw) < MIN_PROMPT_TOKENS:
+        raise SettingsError(
+            f"MEMORY_AGENT_PROMPT_TOKENS={raw!r} must be a whole number of at least "
+            f"{MIN_PROMPT_TOKENS} (0 never folds the conversation into a summary)"
         )
     return int(raw) or None
 

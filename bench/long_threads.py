@@ -1,0 +1,267 @@
+"""Long conversations at flat cost: stock PostgresSaver vs our saver vs our full agent.
+
+    python -m bench --only long_threads            # 1000-turn threads, 8 workers
+    python -m bench --only long_threads --turns 200  # a quicker look
+
+One run, one embedded Postgres, configurations interleaved turn by turn so
+drift hits them alike:
+
+- **stock PostgresSaver**: LangGraph's saver with a one-node chat graph whose
+  messages use ``add_messages`` (the whole list in every checkpoint), no retention;
+- **our saver**: ``MemoryAgentSaver`` (retention at the default 200) with the
+  same graph on our ``graph.state.State`` (messages as a ``DeltaChannel``);
+- **our full agent**: ``build_graph`` with thread lock, ledger, recall and the
+  offline model, the default prompt budget and retention.
+
+Each turn sends one user message of 200 characters and gets one reply (the
+chat graph answers with 200 characters; the offline model with its own echo).
+Latency: after the long threads are grown, 21 turns of each long thread
+alternate with turns 5-25 of a fresh short thread of the same configuration,
+so turn 10 and turn 1,000 are timed in the same minutes (medians).
+Storage is the bytes the thread's rows hold (blobs, writes, checkpoint JSON);
+WAL per turn is the WAL position's advance over 10 more turns, one
+configuration at a time. The concurrency part runs 8 worker threads, each on
+its own threads, against one pool of 10 connections, for each configuration in
+turn, and reports invokes per second; there the agent is also compared with
+its own graph on the stock saver without run guards (same shape, stock parts).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from langchain_core.messages import AIMessage, AnyMessage
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+
+from bench.common import bench_database, markdown_table, median, write_report
+
+TURNS = 1000
+WORKERS = 8
+TURNS_PER_WORKER = 40
+TEXT = "x" * 190
+MEASURED_TURNS = 21
+STOCK_AGENT = "agent graph on stock PostgresSaver"
+
+
+@dataclass
+class StockChat:
+    messages: Annotated[list[AnyMessage], add_messages] = field(default_factory=list)
+
+
+def _reply(state: Any) -> dict[str, Any]:
+    return {"messages": [AIMessage(f"reply {len(state.messages):5d} {TEXT[:188]}")]}
+
+
+def chat_graph(saver: Any, schema: type) -> Any:
+    builder = StateGraph(schema)
+    builder.add_node("reply", _reply)
+    builder.add_edge(START, "reply")
+    return builder.compile(checkpointer=saver)
+
+
+def _configurations(pool: Any) -> dict[str, Any]:
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    from checkpointing import MemoryAgentSaver, ThreadLock, ToolCallLedger
+    from graph.builder import build_graph
+    from graph.settings import DEFAULT_KEEP_CHECKPOINTS
+    from graph.state import State
+
+    ours = MemoryAgentSaver(pool, keep_checkpoints=DEFAULT_KEEP_CHECKPOINTS)
+    return {
+        "stock PostgresSaver": chat_graph(PostgresSaver(pool), StockChat),
+        "our saver": chat_graph(ours, State),
+        "our full agent": build_graph(
+            MemoryAgentSaver(pool, keep_checkpoints=DEFAULT_KEEP_CHECKPOINTS),
+            ledger=ToolCallLedger(pool),
+            thread_lock=ThreadLock(pool),
+        ),
+    }
+
+
+def _stock_agent(pool: Any) -> Any:
+    """Our agent's graph with the stock saver and no run guards: the same shape, stock parts."""
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from langgraph.graph.state import CompiledStateGraph
+
+    from graph.builder import build_graph
+
+    graph = build_graph(PostgresSaver(pool))
+    graph.__class__ = CompiledStateGraph  # LangGraph's own invoke: no guard, no lock
+    return graph
+
+
+def _thread_bytes(pool: Any, thread_id: str) -> int:
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT (SELECT coalesce(sum(pg_column_size(b.*)), 0) FROM checkpoint_blobs b"
+            "        WHERE thread_id = %(t)s)"
+            "     + (SELECT coalesce(sum(pg_column_size(w.*)), 0) FROM checkpoint_writes w"
+            "        WHERE thread_id = %(t)s)"
+            "     + (SELECT coalesce(sum(pg_column_size(c.*)), 0) FROM checkpoints c"
+            "        WHERE thread_id = %(t)s) AS n",
+            {"t": thread_id},
+        ).fetchone()
+    return int(row["n"])
+
+
+def _wal_position(pool: Any) -> int:
+    with pool.connection() as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn AS n").fetchone()
+    return int(row["n"])
+
+
+def _turn(graph: Any, thread_id: str, turn: int) -> float:
+    started = time.perf_counter()
+    graph.invoke(
+        {"messages": [("user", f"message {turn:5d} {TEXT}")]},
+        {"configurable": {"thread_id": thread_id}},
+    )
+    return (time.perf_counter() - started) * 1000
+
+
+def _prompt_tokens(graph: Any, thread_id: str) -> int:
+    from graph.state import State
+    from nodes.call_model import prompt_messages
+    from nodes.summarize_history import tokens
+
+    values = graph.get_state({"configurable": {"thread_id": thread_id}}).values
+    return tokens(prompt_messages(State(**values)))
+
+
+def _throughput(graph: Any, workers: int, turns: int) -> float:
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        thread_id = f"worker-{worker}-{uuid.uuid4().hex[:8]}"
+        try:
+            for turn in range(turns):
+                _turn(graph, thread_id, turn)
+        except BaseException as exc:  # reported after the run
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return workers * turns / elapsed
+
+
+def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> dict[str, Any]:
+    from psycopg_pool import ConnectionPool
+
+    from checkpointing import setup_checkpoint_tables, setup_tool_ledger
+    from database.connect import DIRECT_CONNECTION_KWARGS
+    from graph.settings import DEFAULT_PROMPT_TOKENS
+
+    with (
+        bench_database(url) as database_url,
+        ConnectionPool(
+            database_url, kwargs=DIRECT_CONNECTION_KWARGS, min_size=2, max_size=10
+        ) as pool,
+    ):
+        setup_checkpoint_tables(pool)
+        setup_tool_ledger(pool)
+        graphs = _configurations(pool)
+        threads = {name: f"long-{index}" for index, name in enumerate(graphs)}
+        for turn in range(turns):  # grow the long threads side by side
+            for name, graph in graphs.items():
+                _turn(graph, threads[name], turn)
+        # Turn 10 and turn `turns` measured in the same minutes, alternating, so
+        # the machine's drift (it is shared) cannot pass for growth: a fresh
+        # short thread per configuration, brought to turn 5, then its turns
+        # 5-15 alternate with the long thread's next 11 turns.
+        short = {name: f"short-{index}" for index, name in enumerate(graphs)}
+        for turn in range(5):
+            for name, graph in graphs.items():
+                _turn(graph, short[name], turn)
+        early: dict[str, list[float]] = {name: [] for name in graphs}
+        late: dict[str, list[float]] = {name: [] for name in graphs}
+        names = list(graphs)
+        for offset in range(MEASURED_TURNS):
+            # Rotate who goes first, so no configuration always follows the
+            # stock saver's heavy turn and no thread always goes first.
+            for name in names[offset % len(names) :] + names[: offset % len(names)]:
+                graph = graphs[name]
+                order = [(short, early, 5), (threads, late, turns)]
+                for thread_ids, timings, start in order if offset % 2 else order[::-1]:
+                    timings[name].append(_turn(graph, thread_ids[name], start + offset))
+        rows = []
+        for name, graph in graphs.items():
+            before = _wal_position(pool)
+            for extra in range(10):
+                _turn(graph, threads[name], turns + MEASURED_TURNS + extra)
+            wal = (_wal_position(pool) - before) / 10
+            rows.append(
+                {
+                    "configuration": name,
+                    "turn_10_ms": median(early[name]),
+                    "last_turn_ms": median(late[name]),
+                    "ratio": median(late[name]) / median(early[name]),
+                    "stored_mb": _thread_bytes(pool, threads[name]) / 1e6,
+                    "wal_kb_per_turn": wal / 1e3,
+                }
+            )
+        prompt = _prompt_tokens(graphs["our full agent"], threads["our full agent"])
+        rates: dict[str, float] = {}
+        throughput = {**graphs, STOCK_AGENT: _stock_agent(pool)}
+        for name, graph in throughput.items():
+            _throughput(graph, 2, 2)  # warm the pool
+            rates[name] = _throughput(graph, workers, TURNS_PER_WORKER)
+    return {
+        "turns": turns,
+        "workers": workers,
+        "rows": rows,
+        "prompt_tokens": prompt,
+        "prompt_budget": DEFAULT_PROMPT_TOKENS,
+        "invokes_per_second": rates,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    rows = report["rows"]
+    names = [r["configuration"] for r in rows]
+    rates = report["invokes_per_second"]
+    stock_agent_rate = rates.get(STOCK_AGENT)
+    stock_rate = rates["stock PostgresSaver"]
+    turns = report["turns"]
+    table = markdown_table(
+        ["", *names],
+        [
+            [f"latency per turn, turn {turns} / turn 10", *[f"{r['ratio']:.2f}×" for r in rows]],
+            ["  turn 10 (median ms)", *[r["turn_10_ms"] for r in rows]],
+            [f"  turn {turns} (median ms)", *[r["last_turn_ms"] for r in rows]],
+            [f"storage of the {turns}-turn thread (MB)", *[r["stored_mb"] for r in rows]],
+            [f"WAL per turn at turn ~{turns} (KB)", *[r["wal_kb_per_turn"] for r in rows]],
+            [
+                f"{report['workers']} workers: invokes/s",
+                *[rates[name] for name in names],
+            ],
+            [
+                f"{report['workers']} workers: × stock saver",
+                *[f"{rates[name] / stock_rate:.2f}×" for name in names],
+            ],
+        ],
+    )
+    markdown = (
+        f"# Long threads: {turns} turns, {report['workers']} concurrent workers\n\n"
+        "One run, configurations interleaved turn by turn; embedded Postgres; "
+        "medians of 21 turns, turn ~10 and the last turns timed alternately.\n\n"
+        f"{table}\n\n"
+        f"Prompt sent to the model at turn {turns}: {report['prompt_tokens']:,} tokens "
+        f"(budget {report['prompt_budget']:,}).\n\n"
+        f"{report['workers']} workers, {STOCK_AGENT}: {stock_agent_rate:.1f} invokes/s; "
+        f"our full agent: {rates['our full agent'] / stock_agent_rate:.2f}× that.\n"
+    )
+    write_report("long_threads", markdown, report)
+    return markdown
