@@ -137,6 +137,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     from psycopg import sql
 
     from checkpointing import missing_tables
+    from checkpointing.ownership import CREATE_OWNERS_SQL
     from checkpointing.tool_ledger import CREATE_LEDGER_SQL
 
     done: list[str] = []
@@ -153,6 +154,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     versions_before = _migration_versions(conn)
     PostgresSaver(conn).setup()
     conn.execute(CREATE_LEDGER_SQL)
+    conn.execute(CREATE_OWNERS_SQL)
     # The memory store's setup: a table made for another embedding dimension is an
     # error before anything changes; then LangGraph's migrations and our additions.
     _store_for_setup(conn, dims).setup()
@@ -351,6 +353,10 @@ def plan_sql(
 
         if not conn.execute("SELECT to_regclass(%s) AS t", (LEDGER_TABLE,)).fetchone()["t"]:
             out.append(CREATE_LEDGER_SQL.strip().rstrip(";"))
+        from checkpointing.ownership import CREATE_OWNERS_SQL, OWNERS_TABLE
+
+        if not conn.execute("SELECT to_regclass(%s) AS t", (OWNERS_TABLE,)).fetchone()["t"]:
+            out.append(CREATE_OWNERS_SQL.strip().rstrip(";"))
         # The store's setup is LangGraph's migrations (recorded, with the store's own
         # index configuration) followed by the store's additions, of which we print
         # the ones whose objects do not exist yet.

@@ -57,6 +57,8 @@ def _prune_due(keep: int | None, config: RunnableConfig, metadata: CheckpointMet
 TRY_LOCK_SQL = "SELECT pg_try_advisory_lock(%s) AS locked"
 # The tool-call ledger (checkpointing/tool_ledger.py) belongs to the thread, so it goes with it.
 DELETE_LEDGER_ROWS_SQL = "DELETE FROM tool_call_ledger WHERE thread_id = %s"
+# So does its owner record: a later thread of the same id starts afresh.
+DELETE_OWNER_SQL = "DELETE FROM thread_owners WHERE thread_id = %s"
 
 MISSING_TABLES_SQL = """
 SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL
@@ -134,10 +136,11 @@ class MemoryAgentSaver(PostgresSaver):
         self._with_retry(lambda: parent(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
-        """Delete the thread's checkpoints, writes and tool-call ledger rows."""
+        """Delete the thread's checkpoints, writes, tool-call ledger rows and owner record."""
         super().delete_thread(thread_id)
         with self._cursor() as cur:
             cur.execute(DELETE_LEDGER_ROWS_SQL, (str(thread_id),))
+            cur.execute(DELETE_OWNER_SQL, (str(thread_id),))
 
 
 class AsyncMemoryAgentSaver(AsyncPostgresSaver):
@@ -202,6 +205,7 @@ class AsyncMemoryAgentSaver(AsyncPostgresSaver):
         await super().adelete_thread(thread_id)
         async with self._cursor() as cur:
             await cur.execute(DELETE_LEDGER_ROWS_SQL, (str(thread_id),))
+            await cur.execute(DELETE_OWNER_SQL, (str(thread_id),))
 
 
 class SetupLockTimeout(RuntimeError):

@@ -14,6 +14,11 @@ thread id, on a dedicated pooled connection, for its whole duration.
   (PgBouncer ``pool_mode=transaction``) they do not hold; Lakebase and direct
   Postgres connections are session-mode.
 
+A caller that must answer "busy" before it starts the run (the HTTP server,
+whose status line goes out before the run) takes the lock itself with
+``acquire``/``aacquire`` and keeps it for the run: the graph's own ``hold``
+inside that context sees the lock is already held here and does not take it again.
+
 Keys: 64 bits of BLAKE2b over the thread id, so two different thread ids share
 a lock with probability ~2^-64 (and then merely serialize).
 """
@@ -22,7 +27,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from psycopg import errors as pg_errors
@@ -32,6 +38,19 @@ LOCK_SQL = "SELECT pg_advisory_lock(%s)"
 UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 SET_TIMEOUT_SQL = "SELECT set_config('lock_timeout', %s, false)"
 RESET_TIMEOUT_SQL = "RESET lock_timeout"
+
+
+# Threads whose lock the current context already holds (through ``acquire``).
+_held_here: ContextVar[frozenset[str]] = ContextVar(
+    "memory_agent_threads_held", default=frozenset()
+)
+
+
+def _mark_held(stack: ExitStack | AsyncExitStack, thread_id: str) -> None:
+    _held_here.set(_held_here.get() | {thread_id})
+    # Closing the stack in this context unmarks it; closed elsewhere (a stream's task),
+    # the context it was marked in is finished by then.
+    stack.callback(lambda: _held_here.set(_held_here.get() - {thread_id}))
 
 
 class ThreadBusyError(RuntimeError):
@@ -59,9 +78,29 @@ class ThreadLock:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
+    def acquire(self, thread_id: str, wait_seconds: float | None = None) -> ExitStack:
+        """Take ``thread_id``'s lock for this context until the returned stack is closed.
+
+        Runs started in this context (and in tasks copied from it) run under it.
+        """
+        stack = ExitStack()
+        stack.enter_context(self.hold(thread_id, wait_seconds))
+        _mark_held(stack, thread_id)
+        return stack
+
+    async def aacquire(self, thread_id: str, wait_seconds: float | None = None) -> AsyncExitStack:
+        """Async twin of ``acquire``: ``await stack.aclose()`` releases the lock."""
+        stack = AsyncExitStack()
+        await stack.enter_async_context(self.ahold(thread_id, wait_seconds))
+        _mark_held(stack, thread_id)
+        return stack
+
     @contextmanager
     def hold(self, thread_id: str, wait_seconds: float | None = None) -> Iterator[None]:
         """Hold ``thread_id``'s lock for the block; raise ``ThreadBusyError`` if it is taken."""
+        if thread_id in _held_here.get():
+            yield  # acquired for this context already (see ``acquire``)
+            return
         key = thread_lock_key(thread_id)
         with self.pool.connection() as conn:
             if not wait_seconds:
@@ -83,6 +122,9 @@ class ThreadLock:
     @asynccontextmanager
     async def ahold(self, thread_id: str, wait_seconds: float | None = None) -> AsyncIterator[None]:
         """Async twin of ``hold``."""
+        if thread_id in _held_here.get():
+            yield
+            return
         key = thread_lock_key(thread_id)
         async with self.pool.connection() as conn:
             if not wait_seconds:

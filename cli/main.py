@@ -515,9 +515,14 @@ def command_resume(args: argparse.Namespace) -> int:
         command = decision("approve")
     with open_agent() as graph:
         _require_memory(graph)
-        if not pending_in_thread(graph, thread_id):
+        waiting = pending_in_thread(graph, thread_id)
+        if not waiting:
             raise InvalidInput(f"thread {thread_id!r} is not waiting for approval")
-        result = _run(graph, command, thread_id, args.user, wait_for_thread=args.wait)
+        # Whoever runs the CLI holds the database's credentials, so by default it acts
+        # for the user the request was made for, named explicitly; the graph itself
+        # never fills a user in for a caller without one.
+        user_id = args.user if args.user is not None else waiting[0].user_id
+        result = _run(graph, command, thread_id, user_id, wait_for_thread=args.wait)
         answer, pending = _outcome(result)
         if args.json:
             print(json.dumps({"thread_id": thread_id, "answer": answer, "pending": pending}))
@@ -571,6 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _exit_for(exc: Exception) -> int:
     from checkpointing.copy_thread import CheckpointNotFound
+    from checkpointing.ownership import ThreadOfAnotherUser
     from checkpointing.thread_lock import ThreadBusyError
     from checkpointing.threads import InvalidThreadId
     from graph.settings import SettingsError
@@ -589,6 +595,7 @@ def _exit_for(exc: Exception) -> int:
         InvalidDecision,
         CheckpointNotFound,
         ThreadExists,
+        ThreadOfAnotherUser,
     )
     if isinstance(exc, bad_input):
         return _fail(_one_line(exc), EXIT_BAD_INPUT)

@@ -31,12 +31,15 @@ from checkpointing import (
     AsyncMemoryAgentSaver,
     MemoryAgentSaver,
     ThreadLock,
+    ThreadOwners,
     ToolCallLedger,
     amissing_tables,
     asetup_checkpoint_tables,
+    asetup_thread_owners,
     asetup_tool_ledger,
     missing_tables,
     setup_checkpoint_tables,
+    setup_thread_owners,
     setup_tool_ledger,
 )
 from database import Database, DatabaseUnavailable, aopen_database, open_database
@@ -183,8 +186,12 @@ def _memory_tools(settings: Settings) -> Any:
 
 
 def _run_guards(pool: Any) -> dict[str, Any]:
-    """The ledger and the per-thread lock, on the same pool as the checkpointer."""
-    return {"ledger": ToolCallLedger(pool), "thread_lock": ThreadLock(pool)}
+    """The ledger, the per-thread lock and the owner record, on the checkpointer's pool."""
+    return {
+        "ledger": ToolCallLedger(pool),
+        "thread_lock": ThreadLock(pool),
+        "thread_owners": ThreadOwners(pool),
+    }
 
 
 NO_DATABASE_FOR_STORE = "long-term memory unavailable: no database"
@@ -254,6 +261,7 @@ def open_agent(
                 ):
                     setup_checkpoint_tables(database.pool)
                     setup_tool_ledger(database.pool)
+                    setup_thread_owners(database.pool)
                 status = _status_for_tables(
                     settings, database, missing_tables(database.pool, RUN_TABLES)
                 )
@@ -305,6 +313,7 @@ async def aopen_agent(
                 ):
                     await asetup_checkpoint_tables(database.pool)
                     await asetup_tool_ledger(database.pool)
+                    await asetup_thread_owners(database.pool)
                 missing = await amissing_tables(database.pool, RUN_TABLES)
                 status = _status_for_tables(settings, database, missing)
             except Exception as exc:
