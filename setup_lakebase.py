@@ -423,6 +423,9 @@ def _dims(settings: Any, requested: int | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 all good, 1 not ready or failed, 2 bad usage)."""
+    from graph.settings import load_env_file
+
+    load_env_file()
     parser = argparse.ArgumentParser(prog="setup_lakebase.py", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check",

@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NEW_THREAD",
         help="copy into this new thread (default: branch inside the same thread)",
     )
+    fork.add_argument("--user", help="user id forking (default: the user the thread belongs to)")
     fork.add_argument("--json", action="store_true", help="print JSON")
 
     memories = commands.add_parser("memories", help="list, search or delete a user's memories")
@@ -435,7 +436,13 @@ def command_forget_user(args: argparse.Namespace) -> int:
         return _fail("the user id must not be empty", EXIT_BAD_INPUT)
     with open_agent() as graph:
         store = _require_store(graph)
-        threads = memories.user_threads(store, args.user) if args.threads else []
+        threads = []
+        if args.threads:
+            # Only threads the user owns: having talked in one (the record) is not enough.
+            candidates = set(memories.user_threads(store, args.user))
+            if graph.thread_owners is not None:
+                candidates.update(graph.thread_owners.threads_of(args.user))
+            threads = sorted(t for t in candidates if graph.owner_of(t) == args.user)
         for thread_id in threads:
             graph.checkpointer.delete_thread(thread_id)  # type: ignore[union-attr]
         if args.threads:
@@ -539,7 +546,9 @@ def command_fork(args: argparse.Namespace) -> int:
     target = validate_thread_id(args.to) if args.to else thread_id
     with _open_for_browsing() as graph:
         _require_memory(graph)
-        head = fork(graph, thread_id, args.checkpoint, to_thread=target)
+        # As for resume: the CLI's operator acts for the thread's owner unless told otherwise.
+        user_id = args.user if args.user is not None else graph.owner_of(thread_id) or None
+        head = fork(graph, thread_id, args.checkpoint, to_thread=target, user_id=user_id)
         checkpoint_id = head["configurable"]["checkpoint_id"]
         if args.json:
             print(json.dumps({"thread_id": target, "checkpoint_id": checkpoint_id}))
@@ -565,6 +574,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
+    from graph.settings import load_env_file
+
+    load_env_file()
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

