@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BUSY = 3
+MAX_WAIT_SECONDS = 86_400
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (no usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"memory-agent: error: {self.prog}: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="memory-agent",
         description="A LangGraph agent whose memory lives in Postgres.",
     )
@@ -572,12 +581,30 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _bad_argument(args: argparse.Namespace) -> str | None:
+    """What is wrong with the parsed arguments, in one line, or None."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
+            # Python turns bytes that are not UTF-8 into lone surrogates (PEP 383);
+            # Postgres cannot store them, and a message would be saved half-way.
+            return f"--{name} is not valid UTF-8 text; send UTF-8"
+    user = getattr(args, "user", None)
+    if user is not None and not user.strip():
+        return "--user must not be empty or blank"
+    wait = getattr(args, "wait", None)
+    if wait is not None and not (math.isfinite(wait) and 0 <= wait <= MAX_WAIT_SECONDS):
+        return f"--wait must be a number of seconds between 0 and {MAX_WAIT_SECONDS}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     from graph.settings import load_env_file
 
     load_env_file()
     args = _parser().parse_args(argv)
+    if (problem := _bad_argument(args)) is not None:
+        return _fail(problem, EXIT_BAD_INPUT)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:

@@ -69,6 +69,8 @@ class ServingSettings:
     """MLFLOW_TRACKING_URI; unset locally means a SQLite store under MEMORY_AGENT_HOME."""
     mlflow_experiment_id: str | None = None
     """MLFLOW_EXPERIMENT_ID (Databricks Apps fills it from the app's experiment resource)."""
+    databricks_host: str | None = None
+    """DATABRICKS_HOST (set by Databricks Apps): where forwarded access tokens are verified."""
 
     @property
     def deployed(self) -> bool:
@@ -279,4 +281,5 @@ def serving_settings_from_env(env: Mapping[str, str]) -> ServingSettings:
         trust_client_user_id=_flag(env, "MEMORY_AGENT_TRUST_CLIENT_USER_ID"),
         mlflow_tracking_uri=_value(env, "MLFLOW_TRACKING_URI"),
         mlflow_experiment_id=_value(env, "MLFLOW_EXPERIMENT_ID"),
+        databricks_host=_value(env, "DATABRICKS_HOST"),
     )

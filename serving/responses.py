@@ -29,6 +29,7 @@ This module imports MLflow, so only the server and the evaluation import it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -59,7 +60,13 @@ from graph.context import Context
 from graph.settings import Settings
 from graph.validation import InvalidInput, validate_messages
 from nodes.review_tool_calls import InvalidDecision, parse_decision
-from serving.identity import InvalidUserId, resolve_user_id
+from serving.identity import (
+    Identities,
+    IdentityUnavailable,
+    InvalidUserId,
+    UnverifiedIdentity,
+    resolve_user_id,
+)
 
 APPROVAL_SERVER_LABEL = "memory-agent"
 APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "go ahead"})
@@ -320,10 +327,24 @@ def plan_turn(
     return Turn(thread_id, user_id, {"messages": _messages_to_add(items, thread)})
 
 
+class IdentityServiceUnavailable(RequestError):
+    """The workspace could not be asked who a forwarded token belongs to."""
+
+    status = 503
+    code = "identity_unavailable"
+
+
 def resolve_identity(
-    request: ResponsesAgentRequest, headers: Mapping[str, str], settings: Settings
+    request: ResponsesAgentRequest,
+    headers: Mapping[str, str],
+    settings: Settings,
+    identities: Identities | None = None,
 ) -> tuple[str, str | None]:
-    """The request's (thread_id, user_id); bad values raise ``RequestError``."""
+    """The request's (thread_id, user_id); bad values raise ``RequestError``.
+
+    Deployed, a request without an identity the app can trust is refused
+    (``IdentityRequired``, 401); locally it runs without a user, as before.
+    """
     custom_inputs = request.custom_inputs or {}
     context = request.context
     try:
@@ -336,9 +357,19 @@ def resolve_identity(
             getattr(context, "user_id", None),
             deployed=settings.serving.deployed,
             trust_client_user_id=settings.serving.trust_client_user_id,
+            identities=identities,
         )
     except (InvalidThreadId, InvalidUserId) as exc:
         raise RequestError(str(exc)) from exc
+    except UnverifiedIdentity as exc:
+        raise IdentityRequired(str(exc)) from None
+    except IdentityUnavailable as exc:
+        raise IdentityServiceUnavailable(str(exc)) from None
+    if user_id is None and settings.serving.deployed:
+        raise IdentityRequired(
+            "this app needs to know who you are: call it through Databricks Apps "
+            "(which forwards your identity) or with your access token"
+        )
     return thread_id, user_id
 
 
@@ -511,9 +542,12 @@ class MemoryResponsesAgent(ResponsesAgent):
     request's (empty outside the server).
     """
 
-    def __init__(self, graph: Any, settings: Settings) -> None:
+    def __init__(
+        self, graph: Any, settings: Settings, identities: Identities | None = None
+    ) -> None:
         self.graph = graph
         self.settings = settings
+        self.identities = identities or Identities(settings.serving.databricks_host)
 
     # Planning ---------------------------------------------------------------
 
@@ -548,7 +582,9 @@ class MemoryResponsesAgent(ResponsesAgent):
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
     ) -> Turn:
         """Resolve thread and user and plan the turn against the thread's checkpoint."""
-        thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        thread_id, user_id = resolve_identity(
+            request, headers or {}, self.settings, self.identities
+        )
         self._probe_thread(thread_id)
         if not self._has_checkpointer():
             return plan_turn(request, ThreadView(), thread_id=thread_id, user_id=user_id)
@@ -567,7 +603,10 @@ class MemoryResponsesAgent(ResponsesAgent):
         hold for the run (two server processes cannot interleave a check and a use),
         and a busy thread is a ``ThreadBusy`` before any response is sent.
         """
-        thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        # Verifying a forwarded token is a blocking HTTP call: off the event loop.
+        thread_id, user_id = await asyncio.to_thread(
+            resolve_identity, request, headers or {}, self.settings, self.identities
+        )
         lock = getattr(self.graph, "thread_lock", None)
         held = AsyncExitStack()
         if lock is not None:

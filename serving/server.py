@@ -26,7 +26,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from contextvars import ContextVar
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from mlflow.genai.agent_server import (
     AgentServer,
     get_invoke_function,
@@ -39,6 +39,7 @@ from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from graph.settings import Settings
+from serving.identity import InvalidUserId, refuse_duplicated_headers
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
 from serving.tracing import configure_tracing, disable_tracing
 
@@ -139,6 +140,12 @@ class MemoryAgentServer(AgentServer):
         super().__init__("ResponsesAgent")
         self.validator = _ResponsesRequestValidator()
 
+    async def _handle_invocations_request(self, request: Request) -> Any:
+        # MLflow keeps dict(request.headers), in which the first of two copies of a
+        # header wins; an identity header sent twice is refused before that.
+        _refuse_duplicated_identity(request)
+        return await super()._handle_invocations_request(request)
+
     async def _plan(self, request: Any) -> tuple[Turn, AsyncExitStack]:
         try:
             return await _agent().aopen_turn(request, get_request_headers())
@@ -178,6 +185,16 @@ async def _released_after(body: AsyncIterable[Any], held: AsyncExitStack) -> Asy
             yield chunk
     finally:
         await held.aclose()
+
+
+def _refuse_duplicated_identity(request: Request) -> None:
+    pairs = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
+    ]
+    try:
+        refuse_duplicated_headers(pairs)
+    except InvalidUserId as exc:
+        raise HTTPException(status_code=400, detail=error_detail("bad_request", str(exc))) from None
 
 
 def error_detail(code: str, message: str) -> dict[str, str]:
@@ -275,9 +292,15 @@ def create_app(
     app.router.lifespan_context = lifespan
 
     @app.get("/memory/status")
-    async def memory_status() -> Mapping[str, Any]:
-        """Whether memory works now: the start-up verdict plus a live check of the pool."""
+    async def memory_status(request: Request) -> Mapping[str, Any]:
+        """Whether memory works now: the start-up verdict plus a live check of the pool.
+
+        Deployed, it answers only a signed-in user, and only what they need
+        (is memory on, who am I); where the database is stays in the server log.
+        """
         graph = _agent().graph
+        if settings.serving.deployed:
+            return await _status_for_user(request, graph)
         body: dict[str, Any] = {
             "memory_available": bool(graph.memory_available),
             "status": graph.memory_status,
@@ -297,6 +320,38 @@ def create_app(
         return body
 
     return app
+
+
+async def _status_for_user(request: Request, graph: Any) -> dict[str, Any]:
+    """``/memory/status`` deployed: who the caller is and whether memory is on, nothing more."""
+    import asyncio
+
+    from serving.identity import IdentityUnavailable, UnverifiedIdentity, resolve_user_id
+
+    _refuse_duplicated_identity(request)
+    agent = _agent()
+    try:
+        user_id = await asyncio.to_thread(
+            resolve_user_id,
+            dict(request.headers),
+            None,
+            None,
+            deployed=True,
+            trust_client_user_id=False,
+            identities=agent.identities,
+        )
+    except (InvalidUserId, UnverifiedIdentity, IdentityUnavailable):
+        user_id = None
+    if user_id is None:
+        raise HTTPException(
+            status_code=401,
+            detail=error_detail("identity_required", "sign in to see the memory status"),
+        )
+    return {
+        "user_id": user_id,
+        "memory_available": bool(graph.memory_available),
+        "long_term_memory_available": getattr(graph, "store", None) is not None,
+    }
 
 
 def _parser(settings: Settings) -> argparse.ArgumentParser:
