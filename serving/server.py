@@ -242,6 +242,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             detail = error_detail(code, message)
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(Exception)
+    async def unexpected(_: Any, exc: Exception) -> JSONResponse:
+        logger.error("request failed", exc_info=exc)
+        return JSONResponse(
+            {"detail": error_detail("internal_error", AGENT_FAILED_MESSAGE)}, status_code=500
+        )
+
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_: Any, exc: RequestValidationError) -> JSONResponse:
         fields = sorted({".".join(str(part) for part in e.get("loc", ())) for e in exc.errors()})
