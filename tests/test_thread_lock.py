@@ -38,7 +38,9 @@ def _human_turns(database_url: str, thread_id: str) -> list[str]:
 def test_second_concurrent_run_gets_busy_and_history_stays_linear(
     database_url: str, subprocess_env: dict[str, str]
 ) -> None:
-    env = {**subprocess_env, "TOOL_SLEEP": "2:2"}
+    # The second process must get to its run while the first is still inside its tool
+    # (two pauses of this length); on a loaded 2-core machine its start alone takes seconds.
+    env = {**subprocess_env, "TOOL_SLEEP": "4:4"}
     first = Worker("run_once", [database_url, "shared", "append 1 slow"], env)
     assert first.wait_for("tool-enter"), first.finish()[1]  # the first run is inside its tool
     second = Worker("run_once", [database_url, "shared", "hello"], env)
