@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +25,7 @@ import httpx
 import psycopg
 import pytest
 
+from tests.lakebase_harness import _Handler
 from tests.serving.conftest import (
     REPO,
     RunningServer,
@@ -48,21 +49,13 @@ TOKENS = {
 }
 
 
-class _CurrentUser(BaseHTTPRequestHandler):
-    """``GET /api/2.0/preview/scim/v2/Me`` for the tokens above; anything else is refused."""
+class _CurrentUser(_Handler):
+    """``GET /api/2.0/preview/scim/v2/Me`` for the tokens above; anything else is refused.
+
+    The Lakebase harness's handler, answering for many users by their own tokens.
+    """
 
     calls: ClassVar[list[str]] = []
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: dict[str, Any]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
