@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -36,15 +37,15 @@ def _human_turns(database_url: str, thread_id: str) -> list[str]:
 
 
 def test_second_concurrent_run_gets_busy_and_history_stays_linear(
-    database_url: str, subprocess_env: dict[str, str]
+    database_url: str, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
-    # The second process must get to its run while the first is still inside its tool
-    # (two pauses of this length); on a loaded 2-core machine its start alone takes seconds.
-    env = {**subprocess_env, "TOOL_SLEEP": "4:4"}
+    gate = tmp_path / "release-the-tool"
+    env = {**subprocess_env, "TOOL_GATE": str(gate)}
     first = Worker("run_once", [database_url, "shared", "append 1 slow"], env)
     assert first.wait_for("tool-enter"), first.finish()[1]  # the first run is inside its tool
     second = Worker("run_once", [database_url, "shared", "hello"], env)
     code, stderr = second.finish()
+    gate.touch()
     assert code == 3, stderr
     assert "thread 'shared' is busy: another run is in progress" in stderr
     assert first.finish()[0] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -118,12 +119,14 @@ def test_history_at_and_fork(subprocess_env: dict[str, str]) -> None:
 
 
 def test_ask_on_a_busy_thread_fails_fast_with_exit_3(
-    subprocess_env: dict[str, str], database_url: str
+    subprocess_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> None:
-    env = {**subprocess_env, "TOOL_SLEEP": "3:3"}
+    gate = tmp_path / "release-the-tool"
+    env = {**subprocess_env, "TOOL_GATE": str(gate), "TOOL_SLEEP": "0.5:0.5"}
     running = Worker("run_once", [database_url, "b", "append 1 slow"], env)
     assert running.wait_for("tool-enter"), running.finish()[1]
     busy = cli(["ask", "hello", "--thread", "b"], subprocess_env)
+    gate.touch()
     _one_line_error(busy, 3, "thread 'b' is busy: another run is in progress")
     waited = cli(["ask", "hello", "--thread", "b", "--wait", "60"], subprocess_env)
     assert waited.returncode == 0 and waited.stdout.strip() == "echo: hello"

@@ -50,6 +50,13 @@ def _pause(name: str) -> None:
     # TOOL_SLEEP="0.1:0.3" sleeps a random time in that range (seconds).
     low, _, high = os.environ.get("TOOL_SLEEP", "0:0").partition(":")
     time.sleep(random.uniform(float(low), float(high or low)))
+    # TOOL_GATE=<path>: wait (at most 120 s) before the effect until the test creates
+    # that file, so "the tool is still running" never depends on how loaded the machine is.
+    gate = os.environ.get("TOOL_GATE")
+    if gate and name == "before":
+        deadline = time.monotonic() + 120
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _append_row_sql(
