@@ -54,7 +54,7 @@ from mlflow.types.responses import (
 
 from checkpointing.ownership import ThreadOfAnotherUser as OwnershipError
 from checkpointing.ownership import check_owner
-from checkpointing.thread_lock import ThreadBusyError
+from checkpointing.thread_lock import HeldLock, ThreadBusyError
 from checkpointing.threads import InvalidThreadId, resolve_thread_id
 from graph.context import Context
 from graph.settings import Settings
@@ -596,8 +596,8 @@ class MemoryResponsesAgent(ResponsesAgent):
 
     async def aopen_turn(
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
-    ) -> tuple[Turn, AsyncExitStack]:
-        """Plan the turn while holding the thread's lock; close the stack after the run.
+    ) -> tuple[Turn, HeldLock | AsyncExitStack]:
+        """Plan the turn while holding the thread's lock; ``aclose()`` it after the run.
 
         The lock is taken before the thread is read, so the owner check and the plan
         hold for the run (two server processes cannot interleave a check and a use),
@@ -608,7 +608,7 @@ class MemoryResponsesAgent(ResponsesAgent):
             resolve_identity, request, headers or {}, self.settings, self.identities
         )
         lock = getattr(self.graph, "thread_lock", None)
-        held = AsyncExitStack()
+        held: HeldLock | AsyncExitStack = AsyncExitStack()  # nothing to release without a lock
         if lock is not None:
             try:
                 held = await lock.aacquire(thread_id)

@@ -38,6 +38,7 @@ from mlflow.genai.agent_server import (
 from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
+from checkpointing.thread_lock import HeldLock
 from graph.settings import Settings
 from serving.identity import InvalidUserId, refuse_duplicated_headers
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
@@ -146,7 +147,7 @@ class MemoryAgentServer(AgentServer):
         _refuse_duplicated_identity(request)
         return await super()._handle_invocations_request(request)
 
-    async def _plan(self, request: Any) -> tuple[Turn, AsyncExitStack]:
+    async def _plan(self, request: Any) -> tuple[Turn, HeldLock | AsyncExitStack]:
         try:
             return await _agent().aopen_turn(request, get_request_headers())
         except RequestError as exc:
@@ -178,7 +179,9 @@ class MemoryAgentServer(AgentServer):
         return response
 
 
-async def _released_after(body: AsyncIterable[Any], held: AsyncExitStack) -> AsyncIterator[Any]:
+async def _released_after(
+    body: AsyncIterable[Any], held: HeldLock | AsyncExitStack
+) -> AsyncIterator[Any]:
     """The stream's body, then the thread's lock released (also when the client leaves)."""
     try:
         async for chunk in body:
