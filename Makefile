@@ -14,7 +14,7 @@ help:
 	@echo "make test    run the whole test suite (notebooks included)"
 	@echo "make bench   run the benchmarks under bench/ (make bench-large for 1M rows)"
 	@echo "make serve   serve the agent over the Responses API on http://127.0.0.1:8000"
-	@echo "make eval    evaluate memory with mlflow.genai.evaluate into a local MLflow store"
+	@echo "make eval    evaluate memory across threads, users, updates and forgetting (MLflow)"
 	@echo "make lint | format | typecheck | lock | clean"
 
 install: $(STAMP)
@@ -39,10 +39,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(LOCOMO_DATA),--locomo-data $(LOCOMO_DATA))
 
 bench-large: $(STAMP)
-	$(BIN)/python -m bench --large
+	$(BIN)/python -m bench --large $(if $(LOCOMO_DATA),--locomo-data $(LOCOMO_DATA))
 
 serve: $(STAMP)
 	$(BIN)/python -m serving.server

@@ -84,10 +84,12 @@ class CheckReport:
 
 
 def required_tables() -> list[str]:
-    """Every table the agent uses: the checkpointer's, the tool-call ledger and the store's."""
+    """Every table the agent uses: the checkpointer's, the tool-call ledger, the store's
+    and the server's background runs'."""
     from checkpointing import RUN_TABLES
+    from serving.events import BACKGROUND_TABLES
 
-    return [*RUN_TABLES, *STORE_TABLES]
+    return [*RUN_TABLES, *STORE_TABLES, *BACKGROUND_TABLES]
 
 
 def _store_for_setup(conn: Any, dims: int) -> Any:
@@ -139,6 +141,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     from checkpointing import missing_tables
     from checkpointing.ownership import CREATE_OWNERS_SQL
     from checkpointing.tool_ledger import CREATE_LEDGER_SQL
+    from serving.events import setup_background_tables
 
     done: list[str] = []
     if (
@@ -155,6 +158,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     PostgresSaver(conn).setup()
     conn.execute(CREATE_LEDGER_SQL)
     conn.execute(CREATE_OWNERS_SQL)
+    setup_background_tables(conn)
     # The memory store's setup: a table made for another embedding dimension is an
     # error before anything changes; then LangGraph's migrations and our additions.
     _store_for_setup(conn, dims).setup()
@@ -357,6 +361,13 @@ def plan_sql(
 
         if not conn.execute("SELECT to_regclass(%s) AS t", (OWNERS_TABLE,)).fetchone()["t"]:
             out.append(CREATE_OWNERS_SQL.strip().rstrip(";"))
+        from serving.events import BACKGROUND_TABLES, CREATE_BACKGROUND_SQL
+
+        if not all(
+            conn.execute("SELECT to_regclass(%s) AS t", (name,)).fetchone()["t"]
+            for name in BACKGROUND_TABLES
+        ):
+            out.extend(" ".join(statement.split()) for statement in CREATE_BACKGROUND_SQL)
         # The store's setup is LangGraph's migrations (recorded, with the store's own
         # index configuration) followed by the store's additions, of which we print
         # the ones whose objects do not exist yet.

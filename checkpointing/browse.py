@@ -61,3 +61,38 @@ def threads_waiting(pool: Any, limit: int = 100) -> list[str]:
     with pool.connection() as conn:
         rows = conn.execute(THREADS_WAITING_SQL, (limit,)).fetchall()
     return [row["thread_id"] for row in rows]
+
+
+# The threads whose latest checkpoint was written by a run of ``user_id`` (NULL: runs
+# without a user): the rule serving.responses checks, so a listing never shows a
+# thread its reader could not open. Candidates first (any checkpoint of the user),
+# then each candidate's latest checkpoint decides.
+THREADS_OF_USER_SQL = """
+WITH candidates AS (
+    SELECT DISTINCT thread_id FROM checkpoints
+    WHERE checkpoint_ns = '' AND (metadata ->> 'user_id') IS NOT DISTINCT FROM %(user_id)s
+),
+latest AS (
+    SELECT DISTINCT ON (c.thread_id) c.thread_id,
+           c.checkpoint ->> 'ts' AS updated_at,
+           c.metadata ->> 'user_id' AS owner
+    FROM checkpoints AS c JOIN candidates USING (thread_id)
+    WHERE c.checkpoint_ns = ''
+    ORDER BY c.thread_id, c.checkpoint_id DESC
+)
+SELECT latest.thread_id, latest.updated_at,
+       (SELECT count(*) FROM checkpoints AS k
+        WHERE k.thread_id = latest.thread_id AND k.checkpoint_ns = '') AS checkpoints
+FROM latest
+WHERE owner IS NOT DISTINCT FROM %(user_id)s
+ORDER BY latest.updated_at DESC
+LIMIT %(limit)s
+"""
+
+
+async def athreads_of_user(pool: Any, user_id: str | None, limit: int = 30) -> list[ThreadSummary]:
+    """The threads ``user_id`` owns (their latest run was theirs), newest first."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(THREADS_OF_USER_SQL, {"user_id": user_id, "limit": limit})
+        rows = await cursor.fetchall()
+    return [ThreadSummary(row["thread_id"], row["checkpoints"], row["updated_at"]) for row in rows]

@@ -4,7 +4,9 @@ Two concurrent runs on one thread both read the same last checkpoint and both
 write a child of it: the thread silently forks and one run's turn disappears
 from the history (langgraph#8796). LangGraph has no guard for this, so every
 run (and every state update) holds a session-level advisory lock keyed on the
-thread id, on a dedicated pooled connection, for its whole duration.
+thread id, on a dedicated pooled connection, for its whole duration. Give it a
+pool of its own (``database.connect``'s lock pool): sessions held for a whole
+run must never be the connections the run's own writes wait for.
 
 - A second run on a busy thread fails at once with ``ThreadBusyError``, or
   waits up to ``wait_seconds`` for the lock (Postgres ``lock_timeout``).
@@ -164,7 +166,13 @@ class ThreadLock:
             try:
                 yield
             finally:
-                conn.execute(UNLOCK_SQL, (key,))
+                try:
+                    conn.execute(UNLOCK_SQL, (key,))
+                except BaseException:
+                    # Back in the pool still holding the lock, this session would
+                    # keep the thread locked for as long as it lives: drop it.
+                    conn.close()
+                    raise
 
     @asynccontextmanager
     async def ahold(self, thread_id: str, wait_seconds: float | None = None) -> AsyncIterator[None]:
@@ -193,4 +201,8 @@ class ThreadLock:
             try:
                 yield
             finally:
-                await conn.execute(UNLOCK_SQL, (key,))
+                try:
+                    await conn.execute(UNLOCK_SQL, (key,))
+                except BaseException:  # cancelled mid-unlock, or the session broke
+                    await conn.close()
+                    raise

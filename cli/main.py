@@ -1,5 +1,5 @@
 """The ``memory-agent`` command line: chat, ask, threads, history, status, pending, resume,
-fork, memories, forget-user.
+fork, memories, forget-user, log-model.
 
 Imports are deferred to the command that needs them so that ``--help`` and
 argument errors are instant and ``ask`` starts in about a second. Every
@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -119,6 +120,20 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", action="store_true", help="also delete every thread the user talked in"
     )
     forget.add_argument("--json", action="store_true", help="print JSON")
+
+    log_model = commands.add_parser(
+        "log-model",
+        help="log the agent as an MLflow ResponsesAgent model (for Model Serving); print its URI",
+    )
+    log_model.add_argument(
+        "--name", default="memory-agent", help="the model's name in the run (default memory-agent)"
+    )
+    log_model.add_argument(
+        "--experiment",
+        metavar="NAME_OR_ID",
+        help="MLflow experiment (default: MLFLOW_EXPERIMENT_ID, else memory-agent)",
+    )
+    log_model.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -474,12 +489,15 @@ def command_status(args: argparse.Namespace) -> int:
     from checkpointing import RUN_TABLES
     from database.health import target_health
     from graph.settings import Settings
+    from serving.events import BACKGROUND_TABLES
     from setup_lakebase import STORE_TABLES
 
     settings = Settings.from_env()
     # The run tables (checkpoints, tool ledger) decide whether memory is available, as
-    # for open_agent; the long-term store's are reported alongside.
-    health = target_health(settings.database, required=RUN_TABLES, optional=STORE_TABLES)
+    # for open_agent; the long-term store's and the background runs' are reported alongside.
+    health = target_health(
+        settings.database, required=RUN_TABLES, optional=(*STORE_TABLES, *BACKGROUND_TABLES)
+    )
     if args.json:
         print(json.dumps(health.as_dict(), ensure_ascii=False))
     else:
@@ -567,6 +585,38 @@ def command_fork(args: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def command_log_model(args: argparse.Namespace) -> int:
+    from graph.settings import Settings
+
+    if not MODEL_NAME.match(args.name):
+        return _fail(
+            f"--name {args.name!r}: use letters, digits, '.', '_' or '-' (at most 128)",
+            EXIT_BAD_INPUT,
+        )
+    if args.experiment is not None and not args.experiment.strip():
+        return _fail("--experiment is empty: give an experiment name or id", EXIT_BAD_INPUT)
+    settings = Settings.from_env()
+    # MLflow is imported here only: `ask` and the other commands never pay for it.
+    from serving.mlflow_model import ModelConfigError, log_agent_model
+
+    try:
+        logged = log_agent_model(settings, name=args.name, experiment=args.experiment)
+    except ModelConfigError as exc:
+        return _fail(_one_line(exc), EXIT_BAD_INPUT)
+    if args.json:
+        print(json.dumps(logged.__dict__, ensure_ascii=False))
+        return 0
+    for resource in logged.resources:
+        print(f"resource: {resource['type']} {resource['name']}")
+    for note in logged.notes:
+        print(f"note: {note}")
+    print(logged.model_uri)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "ask": command_ask,
     "chat": command_chat,
@@ -578,6 +628,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "pending": command_pending,
     "resume": command_resume,
     "fork": command_fork,
+    "log-model": command_log_model,
 }
 
 

@@ -1,4 +1,13 @@
-"""Open the one connection pool a process shares (sync or async).
+"""Open the connection pool a process shares (sync or async), and its lock pool.
+
+The work pool serves every short operation: checkpoints, the store, the
+ledger, health checks. A run also holds its thread's advisory lock on a
+session for its whole duration (``checkpointing.thread_lock``); those
+sessions come from a second, small pool (``lock_pool_size``) so a run never
+waits for a work connection that only another waiting run could free: with
+both on one pool of 10, ten concurrent runs held all ten connections as locks
+and each waited for an eleventh (issue 9). Work connections are only ever
+held for one operation, so the work pool always drains.
 
 Every pooled connection is configured the way LangGraph's Postgres savers and
 stores expect (autocommit, dict rows, no server-side prepared statements so a
@@ -10,7 +19,7 @@ replaced instead of failing the request that borrowed it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +57,8 @@ class Database:
     """Connection string for URL and embedded targets (None for Lakebase)."""
     schema: str | None = None
     embedded: EmbeddedPostgres | None = field(default=None, repr=False)
+    lock_pool: Any = None
+    """Sessions for thread locks (``lock_pool_size`` > 0), apart from the work pool."""
 
     def describe(self) -> str:
         return self.target.describe()
@@ -106,97 +117,134 @@ def _probe(url: str, target: DatabaseTarget) -> None:
         ) from exc
 
 
+def _url_pool(url: str, schema: str | None, min_size: int, max_size: int, name: str) -> Any:
+    ref = PoolRef()
+    pool: ConnectionPool[Any] = ConnectionPool(
+        url,
+        kwargs=CONNECTION_KWARGS,
+        min_size=min_size,
+        max_size=max_size,
+        max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
+        max_idle=MAX_IDLE_SECONDS,
+        check=draining_check(ref),
+        configure=_search_path_configure(schema),
+        name=name,
+        open=True,
+    )
+    ref.pool = pool
+    return pool
+
+
 @contextmanager
 def open_database(
-    target: DatabaseTarget, *, min_size: int = 1, max_size: int = 10, workspace_client: Any = None
+    target: DatabaseTarget,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    lock_pool_size: int = 0,
+    workspace_client: Any = None,
 ) -> Iterator[Database]:
     """Open ``target`` and yield a ``Database`` with a sync pool; close it all on exit.
 
+    ``lock_pool_size`` > 0 also opens ``Database.lock_pool`` with that many sessions.
     Raises ``DatabaseUnavailable`` (one line, with the reason) when the target
     cannot be reached.
     """
-    if isinstance(target, LakebaseTarget):
-        from database.lakebase import open_lakebase_pool
+    with ExitStack() as stack:
+        if isinstance(target, LakebaseTarget):
+            from database.lakebase import open_lakebase_pool
 
-        lakebase_pool = open_lakebase_pool(
-            target, workspace_client=workspace_client, min_size=min_size, max_size=max_size
-        )
-        try:
-            yield Database(target=target, pool=lakebase_pool, schema=target.schema)
-        finally:
-            lakebase_pool.close()
-        return
+            def lakebase_pool(low: int, high: int) -> Any:
+                pool = open_lakebase_pool(
+                    target, workspace_client=workspace_client, min_size=low, max_size=high
+                )
+                stack.callback(pool.close)
+                return pool
 
-    url, embedded = _resolve_url(target)
-    try:
+            database = Database(
+                target=target, pool=lakebase_pool(min_size, max_size), schema=target.schema
+            )
+            if lock_pool_size:
+                database.lock_pool = lakebase_pool(1, lock_pool_size)
+            yield database
+            return
+
+        url, embedded = _resolve_url(target)
+        if embedded is not None:
+            stack.callback(embedded.stop)
         _probe(url, target)
         schema = target.schema if isinstance(target, UrlTarget) else None
-        ref = PoolRef()
-        pool: ConnectionPool[Any] = ConnectionPool(
-            url,
-            kwargs=CONNECTION_KWARGS,
-            min_size=min_size,
-            max_size=max_size,
-            max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
-            max_idle=MAX_IDLE_SECONDS,
-            check=draining_check(ref),
-            configure=_search_path_configure(schema),
-            name="memory-agent",
-            open=True,
-        )
-        ref.pool = pool
-        try:
-            yield Database(target=target, pool=pool, url=url, schema=schema, embedded=embedded)
-        finally:
-            pool.close()
-    finally:
-        if embedded is not None:
-            embedded.stop()
+        pool = _url_pool(url, schema, min_size, max_size, "memory-agent")
+        stack.callback(pool.close)
+        database = Database(target=target, pool=pool, url=url, schema=schema, embedded=embedded)
+        if lock_pool_size:
+            database.lock_pool = _url_pool(url, schema, 1, lock_pool_size, "memory-agent-locks")
+            stack.callback(database.lock_pool.close)
+        yield database
+
+
+async def _aurl_pool(url: str, schema: str | None, min_size: int, max_size: int, name: str) -> Any:
+    aref = PoolRef()
+    apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        url,
+        kwargs=CONNECTION_KWARGS,
+        min_size=min_size,
+        max_size=max_size,
+        max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
+        max_idle=MAX_IDLE_SECONDS,
+        check=async_draining_check(aref),
+        configure=_async_search_path_configure(schema),
+        name=name,
+        open=False,
+    )
+    aref.pool = apool
+    await apool.open()
+    return apool
 
 
 @asynccontextmanager
 async def aopen_database(
-    target: DatabaseTarget, *, min_size: int = 1, max_size: int = 10, workspace_client: Any = None
+    target: DatabaseTarget,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    lock_pool_size: int = 0,
+    workspace_client: Any = None,
 ) -> AsyncIterator[Database]:
-    """Async twin of ``open_database``: yields a ``Database`` with an async pool."""
-    if isinstance(target, LakebaseTarget):
-        from database.lakebase import aopen_lakebase_pool
-
-        lakebase_pool = await aopen_lakebase_pool(
-            target, workspace_client=workspace_client, min_size=min_size, max_size=max_size
-        )
-        try:
-            yield Database(target=target, pool=lakebase_pool, schema=target.schema)
-        finally:
-            await lakebase_pool.close()
-        return
-
+    """Async twin of ``open_database``: yields a ``Database`` with async pools."""
     import asyncio
 
-    # Starting the embedded server and the probe block; keep them off the event loop.
-    url, embedded = await asyncio.to_thread(_resolve_url, target)
-    try:
+    async with AsyncExitStack() as stack:
+        if isinstance(target, LakebaseTarget):
+            from database.lakebase import aopen_lakebase_pool
+
+            async def lakebase_pool(low: int, high: int) -> Any:
+                pool = await aopen_lakebase_pool(
+                    target, workspace_client=workspace_client, min_size=low, max_size=high
+                )
+                stack.push_async_callback(pool.close)
+                return pool
+
+            database = Database(
+                target=target, pool=await lakebase_pool(min_size, max_size), schema=target.schema
+            )
+            if lock_pool_size:
+                database.lock_pool = await lakebase_pool(1, lock_pool_size)
+            yield database
+            return
+
+        # Starting the embedded server and the probe block; keep them off the event loop.
+        url, embedded = await asyncio.to_thread(_resolve_url, target)
+        if embedded is not None:
+            stack.push_async_callback(asyncio.to_thread, embedded.stop)
         await asyncio.to_thread(_probe, url, target)
         schema = target.schema if isinstance(target, UrlTarget) else None
-        aref = PoolRef()
-        apool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            url,
-            kwargs=CONNECTION_KWARGS,
-            min_size=min_size,
-            max_size=max_size,
-            max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
-            max_idle=MAX_IDLE_SECONDS,
-            check=async_draining_check(aref),
-            configure=_async_search_path_configure(schema),
-            name="memory-agent",
-            open=False,
-        )
-        aref.pool = apool
-        await apool.open()
-        try:
-            yield Database(target=target, pool=apool, url=url, schema=schema, embedded=embedded)
-        finally:
-            await apool.close()
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+        pool = await _aurl_pool(url, schema, min_size, max_size, "memory-agent")
+        stack.push_async_callback(pool.close)
+        database = Database(target=target, pool=pool, url=url, schema=schema, embedded=embedded)
+        if lock_pool_size:
+            database.lock_pool = await _aurl_pool(
+                url, schema, 1, lock_pool_size, "memory-agent-locks"
+            )
+            stack.push_async_callback(database.lock_pool.close)
+        yield database

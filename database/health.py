@@ -17,6 +17,8 @@ from database.connect import Database, aopen_database, open_database
 from database.errors import DatabaseUnavailable
 from database.targets import DatabaseTarget, EmbeddedTarget, LakebaseTarget
 
+# serving.events' tables (background runs), reported apart from long-term memory's.
+BACKGROUND_PREFIX = "background_"
 TABLES_SQL = "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL"
 
 
@@ -55,8 +57,15 @@ class Health:
                 f"tables:    {len(self.tables_present)} present"
                 + (f", missing: {', '.join(self.tables_missing)}" if self.tables_missing else "")
             )
-            if self.optional_missing:
-                out.append(f"long-term: missing {', '.join(self.optional_missing)}")
+            background = [t for t in self.optional_missing if t.startswith(BACKGROUND_PREFIX)]
+            long_term = [t for t in self.optional_missing if t not in background]
+            if long_term:
+                out.append(f"long-term: missing {', '.join(long_term)}")
+            if background:
+                out.append(
+                    f"background runs: missing {', '.join(background)} "
+                    "(the server creates them on an embedded database; else setup_lakebase.py)"
+                )
             stats = self.pool
             out.append(
                 f"pool:      {stats.get('pool_size', 0)} open, "

@@ -205,12 +205,13 @@ def _memory_tools(settings: Settings) -> Any:
     return make_memory_tools(settings.memory.dedup_threshold)
 
 
-def _run_guards(pool: Any) -> dict[str, Any]:
-    """The ledger, the per-thread lock and the owner record, on the checkpointer's pool."""
+def _run_guards(database: Database) -> dict[str, Any]:
+    """The ledger and the owner record on the work pool; the per-thread lock on its own
+    sessions (database.connect)."""
     return {
-        "ledger": ToolCallLedger(pool),
-        "thread_lock": ThreadLock(pool),
-        "thread_owners": ThreadOwners(pool),
+        "ledger": ToolCallLedger(database.pool),
+        "thread_lock": ThreadLock(database.lock_pool or database.pool),
+        "thread_owners": ThreadOwners(database.pool),
     }
 
 
@@ -267,7 +268,11 @@ def open_agent(
             if (refused := _deployed_without_database(settings)) is not None:
                 raise DatabaseUnavailable(str(refused.problem))
             database = stack.enter_context(
-                open_database(settings.database, workspace_client=workspace_client)
+                open_database(
+                    settings.database,
+                    workspace_client=workspace_client,
+                    lock_pool_size=settings.max_concurrent_runs,
+                )
             )
         except DatabaseUnavailable as exc:
             status = MemoryStatus(
@@ -296,7 +301,7 @@ def open_agent(
                 checkpointer = MemoryAgentSaver(
                     database.pool, keep_checkpoints=settings.keep_checkpoints
                 )
-                guards = _run_guards(database.pool)
+                guards = _run_guards(database)
         _report(status, settings)
         store, store_status = (
             _open_store(settings, database) if status.available else (None, NO_DATABASE_FOR_STORE)
@@ -324,7 +329,11 @@ async def aopen_agent(
             if (refused := _deployed_without_database(settings)) is not None:
                 raise DatabaseUnavailable(str(refused.problem))
             database = await stack.enter_async_context(
-                aopen_database(settings.database, workspace_client=workspace_client)
+                aopen_database(
+                    settings.database,
+                    workspace_client=workspace_client,
+                    lock_pool_size=settings.max_concurrent_runs,
+                )
             )
         except DatabaseUnavailable as exc:
             status = MemoryStatus(
@@ -348,7 +357,7 @@ async def aopen_agent(
                 checkpointer = AsyncMemoryAgentSaver(
                     database.pool, keep_checkpoints=settings.keep_checkpoints
                 )
-                guards = _run_guards(database.pool)
+                guards = _run_guards(database)
         _report(status, settings)
         store, store_status = (
             await _aopen_store(settings, database)

@@ -51,14 +51,18 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     2. hold the thread's advisory lock for the whole run (``thread_lock``):
        a second run gets ``ThreadBusyError``, or waits ``wait_for_thread``
        seconds (``graph.invoke(..., wait_for_thread=30)``);
-    3. refuse new input while the thread waits for an approval (it would leave
-       the pending tool call without its answer), refuse a resume when nothing
-       waits, and resume at the thread's head even if the config names the
-       head checkpoint (which LangGraph would otherwise replay, langgraph#7361);
-    4. check the caller owns the thread (``checkpointing.ownership``): the
-       user of ``context`` (or ``configurable["user_id"]``) must be the one the
-       thread was started by, and a new thread is recorded as the caller's;
-       an ``update_state`` is checked the same way;
+    3. answer a new message on a thread that waits for an approval by first
+       declining the pending call(s) (a rejection whose reason says the user
+       moved on, so the model says so), then running the message: the thread
+       is never stuck on a card nobody answers, and no tool call is left
+       without its answer; refuse a resume when nothing waits, and resume at
+       the thread's head even if the config names the head checkpoint (which
+       LangGraph would otherwise replay, langgraph#7361);
+    4. check the caller owns the thread (``checkpointing.ownership``), before
+       anything else touches it: the user of ``context`` (or
+       ``configurable["user_id"]``) must be the one the thread was started by,
+       and a new thread is recorded as the caller's; an ``update_state`` is
+       checked the same way;
     5. persist every step before the next starts (``durability="sync"`` unless
        the caller chooses): a tool call id must be saved before the tool runs,
        or a crash could make the model issue the same action under a new id.
@@ -71,6 +75,8 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     long_term_memory_status: str = "no store: no long-term memory"
     thread_lock: ThreadLock | None = None
     thread_owners: ThreadOwners | None = None
+    chat_model: BaseChatModel | None = None
+    """The model the graph calls, for one-off requests answered outside any thread."""
 
     def stream(
         self,
@@ -97,16 +103,21 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         kwargs: dict[str, Any],
     ) -> Iterator[Any]:
         # A generator, so the lock is taken when the run starts and always released.
-        lock = (
-            self.thread_lock.hold(thread_id, wait_for_thread) if self.thread_lock else nullcontext()
-        )
-        with lock:
+        with (
+            self.thread_lock.hold(thread_id, wait_for_thread)
+            if self.thread_lock is not None
+            else nullcontext()
+        ):
             head = self.get_state(_head(config))
             caller = _caller(config, kwargs)
             recorded = None
             if self.thread_owners is not None:
                 recorded = self.thread_owners.owner(thread_id)
                 check_owner(thread_id, _owner(recorded, head), caller)
+            # One call is paused at a time: declining it may pause the message's next one.
+            while (decline := _decline_for_new_message(head, input, config)) is not None:
+                yield from super().stream(decline, _head(config), **kwargs)
+                head = self.get_state(_head(config))
             config = _checked_run(head, input, config, thread_id, kwargs)
             if self.thread_owners is not None and recorded is None:
                 claimed = self.thread_owners.claim(thread_id, _owner(None, head) or caller)
@@ -130,12 +141,11 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         if kwargs.get("durability") is None:
             kwargs["durability"] = "sync"
         config = config or {}
-        lock = (
+        async with (
             self.thread_lock.ahold(thread_id, wait_for_thread)
-            if self.thread_lock
+            if self.thread_lock is not None
             else nullcontext()
-        )
-        async with lock:
+        ):
             head = await self.aget_state(_head(config))
             caller = _caller(config, kwargs)
             owners = self.thread_owners
@@ -143,6 +153,11 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
             if owners is not None:
                 recorded = await owners.aowner(thread_id)
                 check_owner(thread_id, _owner(recorded, head), caller)
+            # One call is paused at a time: declining it may pause the message's next one.
+            while (decline := _decline_for_new_message(head, input, config)) is not None:
+                async for chunk in super().astream(decline, _head(config), **kwargs):
+                    yield chunk
+                head = await self.aget_state(_head(config))
             config = _checked_run(head, input, config, thread_id, kwargs)
             if owners is not None and recorded is None:
                 claimed = await owners.aclaim(thread_id, _owner(None, head) or caller)
@@ -229,6 +244,23 @@ def _owner(recorded: str | None, head: Any) -> str | None:
     return legacy_owner(head.metadata)
 
 
+DECLINED_FOR_NEW_MESSAGE = (
+    "the user sent a new message instead of answering this request, so it was not run"
+)
+
+
+def _decline_for_new_message(head: Any, input: Any, config: RunnableConfig) -> Command | None:
+    """The rejection of every pending call, when new input arrives on a waiting thread.
+
+    (A run that names an older checkpoint forks from it and declines nothing.)
+    """
+    asked_id = (config.get("configurable") or {}).get("checkpoint_id")
+    if not head.interrupts or input is None or isinstance(input, Command) or asked_id:
+        return None
+    decision = {"action": "reject", "reason": DECLINED_FOR_NEW_MESSAGE}
+    return Command(resume={pending.id: decision for pending in head.interrupts})
+
+
 def _checked_run(
     head: Any, input: Any, config: RunnableConfig, thread_id: str, kwargs: dict[str, Any]
 ) -> RunnableConfig:
@@ -254,14 +286,6 @@ def _checked_run(
             )
         _check_resuming_user(head, config, thread_id, kwargs)
         return _head(config)  # resuming at the head, never a replay (langgraph#7361)
-    if waiting and input is not None and asked_id is None:
-        tools = ", ".join(
-            sorted({str(i.value.get("tool")) for i in head.interrupts if isinstance(i.value, dict)})
-        )
-        raise InvalidInput(
-            f"thread {thread_id!r} is waiting for a decision on {tools or 'a paused step'}: "
-            "resume it (approve, reject or edit) before sending a new message"
-        )
     return config
 
 
@@ -348,4 +372,5 @@ def build_graph(
     assert isinstance(compiled, MemoryAgentGraph)
     compiled.thread_lock = thread_lock
     compiled.thread_owners = thread_owners
+    compiled.chat_model = model
     return compiled

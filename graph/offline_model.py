@@ -10,6 +10,7 @@ tool-call ids are derived from the conversation, so they are unique per turn.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,7 @@ _REMEMBER = re.compile(r"^\s*(?:please\s+)?remember(?:\s+that)?\s+(.+?)\s*[.!]?\
 _FORGET = re.compile(r"^\s*(?:please\s+)?forget(?:\s+that)?\s+(.+?)\s*[.!]?\s*$", re.I | re.S)
 _ABOUT_ME = re.compile(r"\bwhat do you (?:know|remember) about me\b", re.I)
 _EARLIER = re.compile(r"\bwhat (?:did|have) i (?:say|said|tell you|told you|ask|asked)\b", re.I)
+_TITLE = re.compile(r"\b(?:generate|write|give|create)\b.{0,40}\btitle\b", re.I | re.S)
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.I)
 
 
@@ -69,6 +71,8 @@ def respond(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> 
     if messages and isinstance(messages[-1], ToolMessage):
         return AIMessage(content=_answer_from_tool_results(messages))
     text = _latest_user_text(messages)
+    if messages and isinstance(messages[0], SystemMessage) and _TITLE.search(_text_of(messages[0])):
+        return AIMessage(content=_title_for(text))
     tools = set(tool_names)
 
     def call(name: str, args: dict[str, Any]) -> AIMessage:
@@ -80,7 +84,10 @@ def respond(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> 
         return call("get_current_time", {})
     if match := _REMEMBER.match(text):
         if "save_memory" in tools:
-            return call("save_memory", {"content": match.group(1)})
+            args = {"content": match.group(1)}
+            if key := _memory_key_replaced_by(messages, match.group(1)):
+                args["key"] = key  # a new value for a remembered fact overwrites it
+            return call("save_memory", args)
         return AIMessage(content=_NO_LONG_TERM_MEMORY)
     if match := _FORGET.match(text):
         if "delete_memory" in tools and (key := _memory_key_matching(messages, match.group(1))):
@@ -109,6 +116,31 @@ def respond(messages: Sequence[BaseMessage], tool_names: Sequence[str] = ()) -> 
     return AIMessage(
         content=f"You said: “{text}”. (Message {turn} in this conversation; I'm the offline model, so I only follow simple rules.)"
     )
+
+
+def _title_for(text: str) -> str:
+    """Instructions asking for a title (a chat UI's one-off request): the user's first words.
+
+    Chat UIs send the first message as text or as their own JSON message
+    object; the title is its text, without quotes or colons, at most 80
+    characters, cut at a word.
+    """
+    try:
+        message = json.loads(text)
+    except ValueError:
+        message = text
+    if isinstance(message, dict):
+        parts = message.get("parts") or message.get("content") or []
+        if isinstance(parts, str):
+            parts = [{"text": parts}]
+        text = " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+    words = re.sub(r"[\"“”':]", "", text).split()
+    title = ""
+    for word in words:
+        if len(title) + len(word) + 1 > 80:
+            break
+        title = f"{title} {word}".strip()
+    return title or "New chat"
 
 
 _NO_LONG_TERM_MEMORY = (
@@ -166,6 +198,26 @@ def _memory_key_matching(messages: Sequence[BaseMessage], phrase: str) -> str | 
         if overlap and (best is None or overlap > best[0]):
             best = (overlap, key)
     return best[1] if best else None
+
+
+def _memory_key_replaced_by(messages: Sequence[BaseMessage], content: str) -> str | None:
+    """The key of the recalled memory ``content`` gives a new value for, if any.
+
+    Only one-fact memories (``my X is Y``) are replaced, so that updating one fact
+    never drops another stored beside it; otherwise the new fact is saved on its own.
+    """
+    stated = _FACT.findall(content)
+    if len(stated) != 1:
+        return None
+    attribute, value = (part.strip().lower() for part in stated[0])
+    for line in _remembered_lines(messages):
+        if not line.startswith("[") or "]" not in line:
+            continue
+        key, text = line[1:].split("]", 1)
+        known = _FACT.findall(text)
+        if len(known) == 1 and known[0][0].strip().lower() == attribute:
+            return key if known[0][1].strip().lower() != value else None
+    return None
 
 
 def _facts(messages: Sequence[BaseMessage]) -> dict[str, str]:

@@ -83,6 +83,9 @@ class ServingSettings:
         return "0.0.0.0" if self.deployed else "127.0.0.1"
 
 
+DEFAULT_MAX_CONCURRENT_RUNS = 16
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the agent needs to know about its deployment."""
@@ -103,6 +106,9 @@ class Settings:
     """MEMORY_AGENT_KEEP_CHECKPOINTS: newest checkpoints kept per thread (0: keep all)."""
     serving: ServingSettings = field(default_factory=ServingSettings)
     """How the HTTP server runs and whom it trusts (only the server reads these)."""
+    max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS
+    """MAX_CONCURRENT_RUNS: runs at once per process; each holds one thread-lock session
+    from a pool of this size, apart from the work pool (the server queues the rest)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -118,6 +124,8 @@ class Settings:
             memory=memory_settings_from_env(env),
             serving=serving_settings_from_env(env),
             keep_checkpoints=_keep_checkpoints(env),
+            max_concurrent_runs=_positive_int(env, "MAX_CONCURRENT_RUNS")
+            or DEFAULT_MAX_CONCURRENT_RUNS,
         )
 
     @property

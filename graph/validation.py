@@ -4,6 +4,19 @@ LangGraph persists a run's input before reducers and nodes see it, so a
 message that fails later (an int as content, say) stays in the thread and
 breaks every later read of it. Rejecting bad input up front keeps the thread
 exactly as it was.
+
+The input rules live here, once, for every entry point (the graph's run guard
+covers the Python API and the CLI; the HTTP server calls the same checks on
+the whole request before planning a turn):
+
+- no NUL byte (Postgres text cannot hold one) and no unpaired UTF-16
+  surrogate (it cannot be encoded as UTF-8, so it cannot be stored);
+- at most ``MAX_MESSAGE_CHARS`` characters of text per message (a megabyte
+  message overflows Postgres' full-text query limits in memory recall);
+- at most ``MAX_INPUT_ITEMS`` messages (or request items) per run.
+
+Too much input raises ``InputTooLarge`` (HTTP 413); anything else
+``InvalidInput`` (HTTP 400, CLI exit 2).
 """
 
 from __future__ import annotations
@@ -22,9 +35,58 @@ from langgraph.types import Command
 
 from checkpointing.threads import InvalidThreadId, thread_id_from_config
 
+MAX_MESSAGE_CHARS = 100_000
+"""Characters of text one message may carry (about 25k tokens)."""
+MAX_INPUT_ITEMS = 1_000
+"""Messages one run (or items one HTTP request) may carry; chat UIs resend the history."""
+
 
 class InvalidInput(ValueError):
     """A run's input cannot be accepted; the message says why in one line."""
+
+
+class InputTooLarge(InvalidInput):
+    """The input is over a size cap (HTTP 413)."""
+
+
+def check_text(value: Any, where: str) -> int:
+    """Refuse NUL bytes and unpaired surrogates in every string inside ``value``.
+
+    ``value`` is a string or any JSON-like nesting of mappings and lists;
+    returns how many characters of text it holds (keys excluded).
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(f"{where} contains a NUL byte (\\u0000), which cannot be stored")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{where} contains an unpaired UTF-16 surrogate, which is not valid text"
+            ) from None
+        return len(value)
+    if isinstance(value, Mapping):
+        for key in value:
+            check_text(key, where)  # keys are stored too, but are not the text we cap
+        return sum(check_text(item, where) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(check_text(item, where) for item in value)
+    return 0
+
+
+def check_item_count(count: int, what: str = "messages") -> None:
+    """Refuse more than ``MAX_INPUT_ITEMS`` messages or request items."""
+    if count > MAX_INPUT_ITEMS:
+        raise InputTooLarge(f"too many {what}: {count} (at most {MAX_INPUT_ITEMS})")
+
+
+def check_message_text(content: Any, where: str) -> None:
+    """Apply the text rules and the per-message size cap to one message's content."""
+    chars = check_text(content, where)
+    if chars > MAX_MESSAGE_CHARS:
+        raise InputTooLarge(
+            f"{where} is too long: {chars} characters (at most {MAX_MESSAGE_CHARS})"
+        )
 
 
 def validate_run(input: Any, config: Mapping[str, Any] | None, *, needs_thread: bool) -> None:
@@ -84,6 +146,7 @@ def validate_resume(resume: Any) -> None:
     """
     from nodes.review_tool_calls import InvalidDecision, parse_decision
 
+    check_text(resume, "the resume value")
     decisions = resume
     if isinstance(resume, Mapping) and resume and "action" not in resume:
         decisions = list(resume.values())  # {interrupt_id: decision, ...}
@@ -102,6 +165,7 @@ def validate_messages(messages: Any) -> list[BaseMessage]:
         raise InvalidInput(f"messages must be a list, got {type(messages).__name__}")
     if not messages:
         raise InvalidInput("messages must not be empty")
+    check_item_count(len(messages))
     for position, message in enumerate(messages, start=1):
         content = _raw_content(message)
         if content is not None and not isinstance(content, str | list):
@@ -109,6 +173,7 @@ def validate_messages(messages: Any) -> list[BaseMessage]:
                 f"message {position}: content must be text or a list of content blocks, "
                 f"got {type(content).__name__}"
             )
+        check_message_text(content, f"message {position}")
     try:
         converted = convert_to_messages(messages)
     except (ValueError, TypeError, NotImplementedError) as exc:
@@ -148,6 +213,8 @@ def _check_tool_pairs(messages: Sequence[BaseMessage]) -> None:
 
 
 def _raw_content(message: Any) -> Any:
+    if isinstance(message, str):
+        return message
     if isinstance(message, BaseMessage):
         return message.content
     if isinstance(message, Mapping):

@@ -21,8 +21,22 @@ One request is one *turn* on one thread:
   UI) plus a message saying how to answer. The next request resumes it with
   any of: an ``mcp_approval_response`` input item, ``custom_inputs.approval``
   (``"approve"``, ``"reject"`` or ``{"action": ..., ...}``), or a user message
-  that is just "approve"/"yes" or "reject"/"no". Anything else leaves the
-  thread untouched and repeats the pending request.
+  that is just "approve"/"yes" or "reject"/"no". A request ending in any
+  other user message declines the pending call(s) and answers that message
+  (the graph's rule, see graph.builder): with Databricks' chat UI, Deny sends
+  nothing, so the next message is what moves the thread on. A request that
+  answers the approval *and* ends in a new user message (the chat UI without
+  its database sends both at once) gets both: the decision, then the answer.
+  A request with neither repeats the pending request.
+- **Output items** follow what Databricks' chat UI renders: a tool call is
+  shown when it runs (``function_call`` with its ``function_call_output``);
+  a paused call is only an ``mcp_approval_request`` (after the message saying
+  how to answer), and the run that decides it closes that card with a
+  ``function_call_output`` whose ``call_id`` is the approval request's id.
+- **One-off requests** with no thread (no ``thread_id``, no
+  ``conversation_id``) and their own system or developer instructions, like
+  the chat UI's title request, are answered by the model alone following
+  those instructions: no thread, no memory, no tools, nothing saved.
 
 This module imports MLflow, so only the server and the evaluation import it.
 """
@@ -33,12 +47,18 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langgraph.types import Command, Interrupt
 from mlflow.pyfunc import ResponsesAgent
 from mlflow.types.responses import (
@@ -58,7 +78,14 @@ from checkpointing.thread_lock import HeldLock, ThreadBusyError
 from checkpointing.threads import InvalidThreadId, resolve_thread_id
 from graph.context import Context
 from graph.settings import Settings
-from graph.validation import InvalidInput, validate_messages
+from graph.validation import (
+    InputTooLarge,
+    InvalidInput,
+    check_item_count,
+    check_message_text,
+    check_text,
+    validate_messages,
+)
 from nodes.review_tool_calls import InvalidDecision, parse_decision
 from serving.identity import (
     Identities,
@@ -72,7 +99,9 @@ APPROVAL_SERVER_LABEL = "memory-agent"
 APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "go ahead"})
 REJECT_WORDS = frozenset({"reject", "rejected", "no", "n", "deny", "denied", "cancel"})
 MODEL_NODE = "call_model"
+STREAM_MODES = ["messages", "updates"]
 CONVERSATION_ROLES = frozenset({"user", "assistant"})
+INSTRUCTION_ROLES = frozenset({"system", "developer"})
 
 
 class RequestError(ValueError):
@@ -101,6 +130,32 @@ class ThreadOfAnotherUser(RequestError):
     code = "thread_of_another_user"
 
 
+class RequestTooLarge(RequestError):
+    """Over a size cap: the body, a message, or the number of items."""
+
+    status = 413
+    code = "too_large"
+
+
+def check_request(request: ResponsesAgentRequest) -> None:
+    """The input rules (graph.validation) over the whole request, before anything is read or saved.
+
+    Every item counts, not only the message the turn adds: a NUL byte in a
+    resent history or in custom_inputs would otherwise reach a query.
+    """
+    try:
+        check_item_count(len(request.input), "input items")
+        for position, item in enumerate(request.input, start=1):
+            check_message_text(item.model_dump(exclude_none=True), f"input item {position}")
+        check_text(request.custom_inputs or {}, "custom_inputs")
+        if request.context is not None:
+            check_text(request.context.model_dump(exclude_none=True), "context")
+    except InputTooLarge as exc:
+        raise RequestTooLarge(str(exc)) from None
+    except InvalidInput as exc:
+        raise RequestError(str(exc)) from None
+
+
 class ThreadBusy(RequestError):
     """Another run holds the thread (one run at a time per thread, across processes)."""
 
@@ -118,6 +173,8 @@ class PendingApproval:
     arguments: dict[str, Any]
     value: Any
     """The interrupt's payload as the graph raised it."""
+    tool_call_id: str | None = None
+    """The model's id for the paused call (its ToolMessage answers this id)."""
 
     @classmethod
     def from_interrupt(cls, interrupt: Interrupt) -> PendingApproval:
@@ -133,7 +190,14 @@ class PendingApproval:
         )
         if not isinstance(arguments, Mapping):
             arguments = {"value": arguments}
-        return cls(id=interrupt.id, tool=tool, arguments=dict(arguments), value=value)
+        call_id = details.get("tool_call_id")
+        return cls(
+            id=interrupt.id,
+            tool=tool,
+            arguments=dict(arguments),
+            value=value,
+            tool_call_id=str(call_id) if call_id else None,
+        )
 
     def describe(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self.arguments.items())
@@ -182,6 +246,25 @@ class Turn:
     """``{"messages": [...]}``, a ``Command(resume=...)``, or None: nothing to run."""
     waiting: tuple[PendingApproval, ...] = ()
     """Approvals the request did not answer (only when ``graph_input`` is None)."""
+    continues: bool = False
+    """Run the graph with no new input: go on from the thread's last checkpoint (a
+    background run taken over from a process that died, serving.background)."""
+    answering: tuple[PendingApproval, ...] = ()
+    """Approvals this turn decides or declines: their cards are closed in the output."""
+    then: Any = None
+    """``{"messages": [...]}`` to run after ``graph_input`` (a decision plus a new message)."""
+    instructions: tuple[BaseMessage, ...] = ()
+    """A one-off request's own system/developer messages: answered by the model alone."""
+
+    def runs(self) -> list[Any]:
+        """The graph inputs to run, in order (``None``: go on from the last checkpoint)."""
+        if self.graph_input is None:
+            return [None] if self.continues else []
+        return [self.graph_input] if self.then is None else [self.graph_input, self.then]
+
+    def closes(self) -> dict[str, str]:
+        """Tool call id → approval request id, for the calls this turn decides or declines."""
+        return {a.tool_call_id: a.id for a in self.answering if a.tool_call_id}
 
     @property
     def config(self) -> dict[str, Any]:
@@ -281,6 +364,16 @@ def _decisions(
     return {}
 
 
+def _ends_with_user_message(items: Sequence[Mapping[str, Any]]) -> bool:
+    return bool(items) and _is_message(items[-1]) and items[-1].get("role") == "user"
+
+
+def _message_after_approval_response(items: Sequence[Mapping[str, Any]]) -> bool:
+    """The request ends in a user message sent after its mcp_approval_response item(s)."""
+    answered = [i for i, item in enumerate(items) if item.get("type") == "mcp_approval_response"]
+    return bool(answered) and _ends_with_user_message(items) and answered[-1] < len(items) - 1
+
+
 def _messages_to_add(items: Sequence[Mapping[str, Any]], thread: ThreadView) -> list[BaseMessage]:
     # Only the conversation is stored: the agent's instructions are the server's, and a
     # client system/developer message saved in the thread would steer every later turn.
@@ -294,6 +387,8 @@ def _messages_to_add(items: Sequence[Mapping[str, Any]], thread: ThreadView) -> 
         raise RequestError("the request has no messages; send at least one user message")
     try:
         return validate_messages(to_chat_completions_input([dict(m) for m in messages]))
+    except InputTooLarge as exc:
+        raise RequestTooLarge(str(exc)) from None
     except InvalidInput as exc:
         raise RequestError(str(exc)) from exc
 
@@ -318,10 +413,18 @@ def plan_turn(
     if thread.pending:
         decisions = _decisions(items, custom_inputs, thread.pending)
         if not decisions:
+            if _ends_with_user_message(items):  # declined by the graph, then answered
+                messages = {"messages": _messages_to_add(items, thread)}
+                return Turn(thread_id, user_id, messages, answering=thread.pending)
             return Turn(thread_id, user_id, None, waiting=thread.pending)
-        if len(decisions) == 1 and len(thread.pending) == 1:
-            return Turn(thread_id, user_id, Command(resume=next(iter(decisions.values()))))
-        return Turn(thread_id, user_id, Command(resume=decisions))
+        single = len(decisions) == 1 and len(thread.pending) == 1
+        resume: Command[Any] = Command(
+            resume=next(iter(decisions.values())) if single else decisions
+        )
+        then = None
+        if _message_after_approval_response(items):
+            then = {"messages": _messages_to_add(items, thread)}
+        return Turn(thread_id, user_id, resume, answering=thread.pending, then=then)
     if "approval" in custom_inputs:
         raise RequestError(f"thread {thread_id!r} has nothing waiting for approval")
     return Turn(thread_id, user_id, {"messages": _messages_to_add(items, thread)})
@@ -332,6 +435,39 @@ class IdentityServiceUnavailable(RequestError):
 
     status = 503
     code = "identity_unavailable"
+
+
+def names_a_thread(request: ResponsesAgentRequest) -> bool:
+    """Whether the request names a thread (custom_inputs.thread_id or context.conversation_id)."""
+    custom_inputs = request.custom_inputs or {}
+    return bool(custom_inputs.get("thread_id") or getattr(request.context, "conversation_id", None))
+
+
+def plan_one_off(request: ResponsesAgentRequest, user_id: str | None) -> Turn | None:
+    """A request with no thread and its own instructions: answered by the model alone.
+
+    Such a request (a chat UI's title request, a one-off classification) is not
+    a conversation turn: saving it would start a thread nobody continues, and
+    the agent's own instructions and memory would override the ones it sent.
+    """
+    if names_a_thread(request):
+        return None
+    items = _item_dicts(request)
+    instructions = [
+        SystemMessage(content=_text_of(item))
+        for item in items
+        if _is_message(item) and item["role"] in INSTRUCTION_ROLES
+    ]
+    if not instructions:
+        return None
+    conversation = [i for i in items if _is_message(i) and i["role"] in CONVERSATION_ROLES]
+    if not conversation:
+        raise RequestError("the request has no messages; send at least one user message")
+    try:
+        messages = validate_messages(to_chat_completions_input([dict(m) for m in conversation]))
+    except InvalidInput as exc:
+        raise RequestError(str(exc)) from exc
+    return Turn("", user_id, {"messages": messages}, instructions=tuple(instructions))
 
 
 def resolve_identity(
@@ -396,8 +532,12 @@ class OutputBuilder:
     created_at: float = field(default_factory=time.time)
     items: list[dict[str, Any]] = field(default_factory=list)
     _next_index: int = 0
+    closes: dict[str, str] = field(default_factory=dict)
+    """Tool call id → the approval request id whose card this turn's result closes."""
     _streaming: dict[str, int] = field(default_factory=dict)
     """Output index of each message whose text is being streamed, by message id."""
+    _held: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """function_call items not yet shown, by call id: a call is shown when it has run."""
     _sequence: int = 0
 
     def _event(self, type: str, **fields: Any) -> dict[str, Any]:
@@ -472,11 +612,20 @@ class OutputBuilder:
                     events.extend(self._finish(item))
         return events
 
-    def on_pending(self, pending: Sequence[PendingApproval]) -> list[dict[str, Any]]:
-        """An approval request item per paused call, and a message saying how to answer."""
+    def on_answer(self, message: AIMessage) -> list[dict[str, Any]]:
+        """The output items of a model answer given outside the graph (a one-off request)."""
         events = []
-        for approval in pending:
-            events.extend(self._finish(approval.output_item()))
+        for item in self._items_for(message):
+            events.extend(self._finish(item))
+        return events
+
+    def on_pending(self, pending: Sequence[PendingApproval]) -> list[dict[str, Any]]:
+        """A message saying how to answer, then an approval request item per paused call.
+
+        That order, and no ``function_call`` item for a paused call, is what
+        Databricks' chat UI renders as one Allow/Deny card per call.
+        """
+        events: list[dict[str, Any]] = []
         if pending:
             calls = " ".join(
                 approval.description() or f"The agent wants to run {approval.describe()}."
@@ -487,6 +636,10 @@ class OutputBuilder:
                 "(or send custom_inputs.approval, or an mcp_approval_response item)."
             )
             events.extend(self._finish(create_text_output_item(text=text, id=_new_id("msg"))))
+        for approval in pending:
+            if approval.tool_call_id:
+                self._held.pop(approval.tool_call_id, None)
+            events.extend(self._finish(approval.output_item()))
         return events
 
     def _claim_index(self) -> int:
@@ -512,13 +665,13 @@ class OutputBuilder:
                 item = create_text_output_item(text=text, id=message.id or _new_id("msg"))
                 items.append({**item, "status": "completed"})
             for call in message.tool_calls:
-                items.append(
-                    create_function_call_item(
-                        id=f"fc_{call['id']}",
-                        call_id=call["id"] or "",
-                        name=call["name"],
-                        arguments=json.dumps(call["args"], ensure_ascii=False, default=str),
-                    )
+                # Held until the call has run: a paused call shows as its approval card
+                # only, and a call shown before it runs reads as "Completed" in chat UIs.
+                self._held[call["id"] or ""] = create_function_call_item(
+                    id=f"fc_{call['id']}",
+                    call_id=call["id"] or "",
+                    name=call["name"],
+                    arguments=json.dumps(call["args"], ensure_ascii=False, default=str),
                 )
             return items
         if isinstance(message, ToolMessage):
@@ -527,7 +680,16 @@ class OutputBuilder:
                 if isinstance(message.content, str)
                 else json.dumps(message.content, default=str)
             )
-            return [create_function_call_output_item(call_id=message.tool_call_id, output=output)]
+            held = self._held.pop(message.tool_call_id, None)
+            if message.tool_call_id in self.closes:
+                # The decided call's card is the approval request: close that one.
+                closing = self.closes[message.tool_call_id]
+                return [create_function_call_output_item(call_id=closing, output=output)]
+            shown = [held] if held is not None else []
+            return [
+                *shown,
+                create_function_call_output_item(call_id=message.tool_call_id, output=output),
+            ]
         return []
 
 
@@ -553,7 +715,7 @@ class MemoryResponsesAgent(ResponsesAgent):
 
     def custom_outputs(self, turn: Turn, pending: Sequence[PendingApproval]) -> dict[str, Any]:
         outputs: dict[str, Any] = {
-            "thread_id": turn.thread_id,
+            "thread_id": turn.thread_id or None,
             "user_id": turn.user_id,
             "memory_available": bool(self.graph.memory_available),
         }
@@ -585,6 +747,9 @@ class MemoryResponsesAgent(ResponsesAgent):
         thread_id, user_id = resolve_identity(
             request, headers or {}, self.settings, self.identities
         )
+        check_request(request)
+        if (one_off := plan_one_off(request, user_id)) is not None:
+            return one_off
         self._probe_thread(thread_id)
         if not self._has_checkpointer():
             return plan_turn(request, ThreadView(), thread_id=thread_id, user_id=user_id)
@@ -607,6 +772,9 @@ class MemoryResponsesAgent(ResponsesAgent):
         thread_id, user_id = await asyncio.to_thread(
             resolve_identity, request, headers or {}, self.settings, self.identities
         )
+        check_request(request)
+        if (one_off := plan_one_off(request, user_id)) is not None:
+            return one_off, AsyncExitStack()  # no thread: nothing to lock
         lock = getattr(self.graph, "thread_lock", None)
         held: HeldLock | AsyncExitStack = AsyncExitStack()  # nothing to release without a lock
         if lock is not None:
@@ -645,27 +813,43 @@ class MemoryResponsesAgent(ResponsesAgent):
     def _pending_after(self, snapshot: Any) -> tuple[PendingApproval, ...]:
         return _thread_view(snapshot).pending
 
-    async def astream_turn(self, turn: Turn) -> AsyncIterator[dict[str, Any]]:
-        """Run ``turn`` and yield Responses API stream events, ending with response.completed."""
+    def _model(self) -> Any:
+        model = getattr(self.graph, "chat_model", None)
+        if model is None:
+            from graph.offline_model import OfflineChatModel
+
+            model = OfflineChatModel()
+        return model
+
+    async def astream_turn(
+        self, turn: Turn, builder: OutputBuilder | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Run ``turn`` and yield Responses API stream events, ending with response.completed.
+
+        ``builder`` (default: a new one) numbers the events and collects the output.
+        """
         _trace_session(turn)
-        builder = OutputBuilder()
+        builder = builder or OutputBuilder()
+        builder.closes.update(turn.closes())
         for event in builder.start():
             yield event
         pending: Sequence[PendingApproval] = turn.waiting
-        if turn.graph_input is not None:
-            async for mode, chunk in self.graph.astream(
-                turn.graph_input,
-                turn.config,
-                context=turn.context,
-                stream_mode=["messages", "updates"],
-            ):
-                events = (
-                    builder.on_message_chunk(*chunk)
-                    if mode == "messages"
-                    else builder.on_update(chunk)
-                )
-                for event in events:
-                    yield event
+        if turn.instructions:
+            messages = [*turn.instructions, *turn.graph_input["messages"]]
+            for event in builder.on_answer(await self._model().ainvoke(messages)):
+                yield event
+        elif turn.graph_input is not None or turn.continues:
+            for graph_input in turn.runs():
+                async for mode, chunk in self.graph.astream(
+                    graph_input, turn.config, context=turn.context, stream_mode=STREAM_MODES
+                ):
+                    events = (
+                        builder.on_message_chunk(*chunk)
+                        if mode == "messages"
+                        else builder.on_update(chunk)
+                    )
+                    for event in events:
+                        yield event
             if self._has_checkpointer():
                 pending = self._pending_after(await self.graph.aget_state(turn.config))
         for event in builder.on_pending(pending):
@@ -675,21 +859,22 @@ class MemoryResponsesAgent(ResponsesAgent):
     def stream_turn(self, turn: Turn) -> Iterator[dict[str, Any]]:
         """Sync twin of ``astream_turn``."""
         _trace_session(turn)
-        builder = OutputBuilder()
+        builder = OutputBuilder(closes=turn.closes())
         yield from builder.start()
         pending: Sequence[PendingApproval] = turn.waiting
-        if turn.graph_input is not None:
-            for mode, chunk in self.graph.stream(
-                turn.graph_input,
-                turn.config,
-                context=turn.context,
-                stream_mode=["messages", "updates"],
-            ):
-                yield from (
-                    builder.on_message_chunk(*chunk)
-                    if mode == "messages"
-                    else builder.on_update(chunk)
-                )
+        if turn.instructions:
+            messages = [*turn.instructions, *turn.graph_input["messages"]]
+            yield from builder.on_answer(self._model().invoke(messages))
+        elif turn.graph_input is not None:
+            for graph_input in turn.runs():
+                for mode, chunk in self.graph.stream(
+                    graph_input, turn.config, context=turn.context, stream_mode=STREAM_MODES
+                ):
+                    yield from (
+                        builder.on_message_chunk(*chunk)
+                        if mode == "messages"
+                        else builder.on_update(chunk)
+                    )
             if self._has_checkpointer():
                 pending = self._pending_after(self.graph.get_state(turn.config))
         yield from builder.on_pending(pending)
@@ -726,6 +911,6 @@ def _trace_session(turn: Turn) -> None:
     """Tag the active MLflow trace with the thread (as its session) and the user."""
     import mlflow
 
-    if mlflow.get_current_active_span() is None:
+    if mlflow.get_current_active_span() is None or not turn.thread_id:
         return
     mlflow.update_current_trace(session_id=turn.thread_id, user=turn.user_id)

@@ -11,8 +11,11 @@ per request. Where it is wrong for us we go one step further, in
 a stream error after a 200), which the OpenAI client retries twice. So each
 request is checked and planned (thread, user, approvals, checkpoint lookup,
 busy-thread probe) *before* MLflow's handler runs: a bad request gets a 400,
-another user's thread a 403, a busy thread a 409, each with one line. It also
-accepts ``input`` as a plain string, as the Responses API does. (The stream's
+another user's thread a 403, a busy thread a 409, too large a body or message
+a 413, each with one line. It also accepts ``input`` as a plain string, as the
+Responses API does. Runs are admitted by ``serving.admission`` (at most
+``MAX_CONCURRENT_RUNS`` at once, the rest queue, 503 with ``Retry-After`` when
+the queue is full), so however many clients arrive the server keeps answering. (The stream's
 event order, beyond MLflow's deltas and finished items, is graph/responses.py's.)
 """
 
@@ -27,6 +30,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import StreamingResponse
 from mlflow.genai.agent_server import (
     AgentServer,
     get_invoke_function,
@@ -40,11 +44,24 @@ from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
 from checkpointing.thread_lock import HeldLock
 from graph.settings import Settings
+from serving.admission import Overloaded, RunSlots
+from serving.background import (
+    BackgroundRuns,
+    BackgroundSettings,
+    install_routes,
+    open_background_runs,
+    start_from_http,
+    wants_background,
+)
+from serving.console import mount_console
 from serving.identity import InvalidUserId, refuse_duplicated_headers
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
 from serving.tracing import configure_tracing, disable_tracing
 
 logger = logging.getLogger("memory_agent.server")
+
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+"""Largest request body accepted (413 above): chat UIs resend the whole conversation."""
 
 GraphOpener = Callable[[Settings], AbstractAsyncContextManager[Any]]
 
@@ -53,6 +70,7 @@ class _Running:
     """The agent the running app serves (set by the lifespan; MLflow's handlers are global)."""
 
     agent: MemoryResponsesAgent | None = None
+    background: BackgroundRuns | None = None
 
 
 _running = _Running()
@@ -134,18 +152,69 @@ class _ResponsesRequestValidator(ResponsesAgentValidator):
         return super().validate_and_convert_request(data)
 
 
-class MemoryAgentServer(AgentServer):
-    """MLflow's AgentServer, planning each request first so bad input is a 400, not a 500."""
+async def _read_body(request: Request) -> None:
+    """Read the body, refusing more than ``MAX_REQUEST_BYTES`` before it is all in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise HTTPException(413, detail=_too_large(int(declared)))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            raise HTTPException(413, detail=_too_large(len(body)))
+    request._body = bytes(body)  # Starlette's cache: MLflow's request.json() reads it
 
-    def __init__(self) -> None:
+
+def _too_large(size: int) -> str:
+    return f"the request body is too large: {size} bytes (at most {MAX_REQUEST_BYTES})"
+
+
+async def _release_after(body: Any, slots: RunSlots) -> AsyncIterator[Any]:
+    # The run goes on while the stream is sent; its slot frees when the stream ends
+    # or the client goes away (Starlette closes the iterator).
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        slots.release()
+
+
+class MemoryAgentServer(AgentServer):
+    """MLflow's AgentServer, planning each request first so bad input is a 400, not a 500.
+
+    A request with ``background: true`` goes to serving.background instead.
+    """
+
+    def __init__(self, slots: RunSlots) -> None:
         super().__init__("ResponsesAgent")
         self.validator = _ResponsesRequestValidator()
+        self.slots = slots
 
     async def _handle_invocations_request(self, request: Request) -> Any:
         # MLflow keeps dict(request.headers), in which the first of two copies of a
         # header wins; an identity header sent twice is refused before that.
         _refuse_duplicated_identity(request)
-        return await super()._handle_invocations_request(request)
+        await _read_body(request)
+        if await wants_background(request):
+            # Detached: the run takes no request slot; it holds its own connection
+            # (serving.background) and is answered at once.
+            return await start_from_http(request, _running.background, self)
+        try:
+            await self.slots.acquire()
+        except Overloaded as exc:
+            raise HTTPException(
+                503, detail=str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from None
+        try:
+            response = await super()._handle_invocations_request(request)
+        except BaseException:
+            self.slots.release()
+            raise
+        if isinstance(response, StreamingResponse):
+            response.body_iterator = _release_after(response.body_iterator, self.slots)
+        else:
+            self.slots.release()
+        return response
 
     async def _plan(self, request: Any) -> tuple[Turn, HeldLock | AsyncExitStack]:
         try:
@@ -219,6 +288,8 @@ CODE_FOR_STATUS = {
     503: "overloaded",
 }
 BAD_BODY_MESSAGE = "the request body is not a valid Responses API request"
+# How MLflow's own 400s begin (they carry pydantic's or the JSON parser's text).
+MLFLOW_BAD_BODY_PREFIXES = ("Invalid parameters for", "Invalid JSON in request body")
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -236,12 +307,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail: Any = exc.detail
         if not isinstance(detail, dict) or "code" not in detail:
             code = CODE_FOR_STATUS.get(exc.status_code, "error")
-            if exc.status_code >= 500:
-                message = AGENT_FAILED_MESSAGE
-            elif exc.status_code == 400:
-                message = BAD_BODY_MESSAGE
+            text = detail if isinstance(detail, str) else ""
+            if exc.status_code >= 500 and exc.status_code != 503:
+                message = AGENT_FAILED_MESSAGE  # MLflow's: str(exception)
+            elif exc.status_code == 400 and text.startswith(MLFLOW_BAD_BODY_PREFIXES):
+                message = BAD_BODY_MESSAGE  # MLflow's: pydantic text, a JSON parser's
             else:
-                message = code.replace("_", " ")
+                message = text or code.replace("_", " ")  # ours: written for the client
             detail = error_detail(code, message)
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
@@ -271,6 +343,7 @@ def create_app(
     (default: ``aopen_agent``), so other graphs can be served the same way.
     """
     settings = settings or Settings.from_env()
+    background = BackgroundSettings.from_env()
     if open_graph is None:
         from graph.agent import aopen_agent
 
@@ -283,7 +356,7 @@ def create_app(
     else:
         disable_tracing()
     _register_handlers()
-    server = MemoryAgentServer()
+    server = MemoryAgentServer(RunSlots(settings.max_concurrent_runs))
     app = server.app
     _install_error_handlers(app)
     outer_lifespan = app.router.lifespan_context
@@ -294,12 +367,20 @@ def create_app(
             _running.agent = MemoryResponsesAgent(graph, settings)
             logger.info("%s", graph.memory_status)
             try:
-                async with outer_lifespan(app) as state:
+                async with (
+                    open_background_runs(
+                        _running.agent, settings, background, server
+                    ) as _running.background,
+                    outer_lifespan(app) as state,
+                ):
                     yield state
             finally:
                 _running.agent = None
+                _running.background = None
 
     app.router.lifespan_context = lifespan
+    install_routes(app, lambda: _running.background, settings)
+    mount_console(app, settings, _agent)  # the browser console at / (serving/console.py)
 
     @app.get("/memory/status")
     async def memory_status(request: Request) -> Mapping[str, Any]:
@@ -315,6 +396,8 @@ def create_app(
             "memory_available": bool(graph.memory_available),
             "status": graph.memory_status,
             "deployed": settings.serving.deployed,
+            "background_runs": _running.background is not None,
+            "runs": server.slots.as_dict(),
         }
         pool = getattr(graph.checkpointer, "conn", None)
         if pool is not None and hasattr(pool, "get_stats"):
@@ -394,7 +477,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = _parser(settings).parse_args(argv)
     app = create_app(settings, tracing=not args.no_tracing)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # On SIGTERM uvicorn waits for open requests before the lifespan (and its
+    # background-run drain) ends; a stream following a long background run would
+    # hold it forever, and its client can resume it on another process.
+    drain = BackgroundSettings.from_env().drain_seconds
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=int(drain)
+    )
     return 0
 
 

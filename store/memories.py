@@ -42,6 +42,10 @@ def _clean(content: str) -> str:
     return text
 
 
+def _value(text: str, source: dict[str, Any] | None) -> dict[str, Any]:
+    return {"content": text, "source": source} if source else {"content": text}
+
+
 def _similar_kwargs(store: BaseStore) -> dict[str, Any]:
     return {"mode": "vector"} if isinstance(store, MemoryStore | AsyncMemoryStore) else {}
 
@@ -60,8 +64,13 @@ def save_memory(
     key: str | None = None,
     *,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+    source: dict[str, Any] | None = None,
 ) -> SavedMemory:
-    """Store ``content`` for ``user_id``; a near-identical existing memory is updated instead."""
+    """Store ``content`` for ``user_id``; a near-identical existing memory is updated instead.
+
+    ``source`` says where the memory came from (``{"thread_id": ..., "tool_call_id": ...}``
+    when the agent saved it); it is kept beside the content and never embedded.
+    """
     namespace = user_namespace(user_id)
     text = _clean(content)
     updated = False
@@ -72,7 +81,7 @@ def save_memory(
     else:
         updated = store.get(namespace, key) is not None
     key = key or str(uuid.uuid4())
-    store.put(namespace, key, {"content": text})
+    store.put(namespace, key, _value(text, source))
     return SavedMemory(key=key, updated=updated)
 
 
@@ -83,6 +92,7 @@ async def asave_memory(
     key: str | None = None,
     *,
     dedup_threshold: float = DEFAULT_DEDUP_THRESHOLD,
+    source: dict[str, Any] | None = None,
 ) -> SavedMemory:
     """Async twin of ``save_memory``."""
     namespace = user_namespace(user_id)
@@ -95,7 +105,7 @@ async def asave_memory(
     else:
         updated = await store.aget(namespace, key) is not None
     key = key or str(uuid.uuid4())
-    await store.aput(namespace, key, {"content": text})
+    await store.aput(namespace, key, _value(text, source))
     return SavedMemory(key=key, updated=updated)
 
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from langchain_core.embeddings import Embeddings
-from langgraph.store.base import GetOp, Op, Result, SearchItem, SearchOp, TTLConfig
+from langgraph.store.base import BaseStore, GetOp, Op, Result, SearchItem, SearchOp, TTLConfig
 from langgraph.store.postgres import AsyncPostgresStore, PostgresStore
 from langgraph.store.postgres.base import (
     PostgresIndexConfig,
@@ -653,7 +653,18 @@ class MemoryStore(_MemorySearch, PostgresStore):
 
 
 class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
-    """Async twin of ``MemoryStore`` on an ``AsyncConnectionPool`` (build it in a running loop)."""
+    """Async twin of ``MemoryStore`` on an ``AsyncConnectionPool`` (build it in a running loop).
+
+    Every ``aget``/``asearch``/``aput``/``adelete``/``alist_namespaces`` runs its
+    own ``abatch`` on its own pooled connection. The library's
+    ``AsyncBatchedBaseStore`` instead queues every caller's operation on one
+    per-process queue and runs whatever arrived in the same tick as one batch:
+    in a server that batch mixes requests of different users, so one user's bad
+    input (a NUL byte, a 1 MB query) fails every other request in the batch with
+    an error that quotes the first user's text, and one slow query delays all
+    of them. A request's store operations, errors and latency stay its own here;
+    the pool, not a queue, bounds the concurrency.
+    """
 
     def __init__(
         self,
@@ -724,6 +735,17 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
         for idx, op in search_ops:
             results[idx] = await self._arun_search(cur, op, None)
 
+    # One operation, one abatch: BaseStore's own a* methods call ``abatch([op])``
+    # directly; AsyncBatchedBaseStore overrides them with its shared queue (see the
+    # class docstring). Its background queue consumer is never started.
+    def _ensure_task(self) -> None:
+        return None
+
+    aget = BaseStore.aget
+    aput = BaseStore.aput
+    adelete = BaseStore.adelete
+    alist_namespaces = BaseStore.alist_namespaces
+
     async def asearch(
         self,
         namespace_prefix: tuple[str, ...],
@@ -738,8 +760,8 @@ class AsyncMemoryStore(_MemorySearch, AsyncPostgresStore):
     ) -> list[SearchItem]:
         """BaseStore.asearch, plus ``mode`` to override this store's default search mode."""
         if mode is None:
-            return await super().asearch(
-                namespace_prefix, query=query, filter=filter, limit=limit, offset=offset
+            return await BaseStore.asearch(
+                self, namespace_prefix, query=query, filter=filter, limit=limit, offset=offset
             )
         await self._ensure_checked()
         op = SearchOp(namespace_prefix, filter, limit, offset, query, False)

@@ -44,6 +44,13 @@ def runtime_user_id(runtime: ToolRuntime[Any, Any]) -> str | None:
     return user_id or None
 
 
+def _source(runtime: ToolRuntime[Any, Any]) -> dict[str, Any] | None:
+    """Where a memory is saved from: the run's thread and the tool call (for the console)."""
+    configurable = (runtime.config or {}).get("configurable") or {}
+    source = {"thread_id": configurable.get("thread_id"), "tool_call_id": runtime.tool_call_id}
+    return {name: value for name, value in source.items() if value} or None
+
+
 def _scope(runtime: ToolRuntime[Any, Any]) -> tuple[BaseStore, str] | str:
     user_id = runtime_user_id(runtime)
     if runtime.store is None or user_id is None:
@@ -143,7 +150,12 @@ def make_memory_tools(
         def action(store: BaseStore, user: str) -> str:
             try:
                 saved = memories.save_memory(
-                    store, user, content, key, dedup_threshold=dedup_threshold
+                    store,
+                    user,
+                    content,
+                    key,
+                    dedup_threshold=dedup_threshold,
+                    source=_source(runtime),
                 )
             except ValueError as exc:
                 if (message := _save_error(exc)) is None:
@@ -159,7 +171,12 @@ def make_memory_tools(
         async def action(store: BaseStore, user: str) -> str:
             try:
                 saved = await memories.asave_memory(
-                    store, user, content, key, dedup_threshold=dedup_threshold
+                    store,
+                    user,
+                    content,
+                    key,
+                    dedup_threshold=dedup_threshold,
+                    source=_source(runtime),
                 )
             except ValueError as exc:
                 if (message := _save_error(exc)) is None:

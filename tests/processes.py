@@ -76,3 +76,25 @@ class Worker:
         self.drain()
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+def start_server_forker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[str]:
+    """``python -m tests.workers.server_forker LOG_DIR``, once it has imported everything."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.workers.server_forker", str(log_dir)],
+        cwd=REPO,
+        env={**env, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return process
+
+
+def fork_server(forker: subprocess.Popen[str], port: int) -> int:
+    """Have ``forker`` start a server on ``port``; returns its pid (it may not answer yet)."""
+    assert forker.stdin is not None and forker.stdout is not None
+    forker.stdin.write(f"spawn {port}\n")
+    forker.stdin.flush()
+    return int(forker.stdout.readline().split()[2])

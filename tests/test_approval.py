@@ -118,11 +118,18 @@ def test_bad_decisions_are_refused_before_anything_is_saved(graph: Any) -> None:
     assert graph.invoke(decision("approve"), _config("t"))["messages"][-1].content == "deleted k1"
 
 
-def test_new_message_while_waiting_is_refused(graph: Any) -> None:
+def test_new_message_while_waiting_declines_the_call_then_answers(
+    graph: Any, database_url: str
+) -> None:
     graph.invoke({"messages": [("user", "delete k1")]}, _config("t"))
-    with pytest.raises(InvalidInput, match="waiting for a decision on delete_thing"):
-        graph.invoke({"messages": [("user", "something else")]}, _config("t"))
-    assert len(pending_in_thread(graph, "t")) == 1
+    result = graph.invoke({"messages": [("user", "hello")]}, _config("t"))
+    assert pending_in_thread(graph, "t") == []
+    assert _deleted(database_url) == []  # declined, never run
+    messages = result["messages"]
+    declined = [m for m in messages if m.type == "tool" and "new message" in str(m.content)]
+    assert len(declined) == 1
+    assert messages[-2].content == "hello" and messages[-1].type == "ai"  # then answered
+    _assert_every_call_answered(messages)
 
 
 def test_resume_without_a_pending_decision_is_refused(graph: Any) -> None:

@@ -17,7 +17,7 @@ from checkpointing import (
 )
 from database import Database, UrlTarget, aopen_database, open_database
 from graph.builder import MemoryAgentGraph, build_graph
-from graph.validation import InvalidInput
+from graph.validation import MAX_INPUT_ITEMS, MAX_MESSAGE_CHARS, InputTooLarge, InvalidInput
 
 
 @pytest.fixture
@@ -214,12 +214,34 @@ def test_composed_and_precomposed_accents_are_different_threads(graph: MemoryAge
     assert ask(graph, "What is my name?", "cafe\u0301").startswith("I don't know")
 
 
-def test_nul_bytes_and_odd_unicode_in_content_round_trip(graph: MemoryAgentGraph) -> None:
-    text = "a\x00b \U0001f9e0 \u202e rtl \ud7ff end"
+def test_odd_unicode_in_content_round_trips(graph: MemoryAgentGraph) -> None:
+    text = "ab \U0001f9e0 \u202e rtl \ud7ff end"
     graph.invoke({"messages": [HumanMessage(text)]}, config("content"))
     stored = graph.get_state(config("content")).values["messages"]
     assert stored[0].content == text
     assert isinstance(stored[1], AIMessage)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("a\x00b", "NUL byte"),
+        ("lone \ud800 surrogate", "unpaired UTF-16 surrogate"),
+        ("w " * (MAX_MESSAGE_CHARS // 2 + 1), "too long"),
+    ],
+)
+def test_input_rules_refuse_before_anything_is_saved(
+    graph: MemoryAgentGraph, text: str, error: str
+) -> None:
+    with pytest.raises(InvalidInput, match=error):
+        graph.invoke({"messages": [HumanMessage(text)]}, config("refused"))
+    assert graph.get_state(config("refused")).values == {}
+
+
+def test_too_many_messages_are_refused(graph: MemoryAgentGraph) -> None:
+    messages = [("user", "hi")] * (MAX_INPUT_ITEMS + 1)
+    with pytest.raises(InputTooLarge, match="too many messages"):
+        graph.invoke({"messages": messages}, config("many"))
 
 
 def test_int_thread_id_is_the_same_thread_as_its_string(graph: MemoryAgentGraph) -> None:

@@ -62,3 +62,23 @@ def test_summarises_tool_results_and_errors() -> None:
 def test_uses_memories_from_the_system_prompt() -> None:
     system = SystemMessage("You are helpful.\n<memories>\n- [m1] my name is Grace\n</memories>")
     assert respond([system, HumanMessage("what's my name?")]).content == "Your name is Grace."
+
+
+def test_a_new_value_for_a_remembered_fact_overwrites_that_memory_only() -> None:
+    system = SystemMessage(
+        "<memories>\n- [m1] my city is Lyon and my dog is Rex\n"
+        "- [m2] my favourite colour is blue\n</memories>"
+    )
+
+    def saved(text: str) -> dict[str, str]:
+        (call,) = respond([system, HumanMessage(text)], ["save_memory"]).tool_calls
+        return dict(call["args"])
+
+    assert saved("Remember that my favourite colour is green.") == {
+        "content": "my favourite colour is green",
+        "key": "m2",
+    }
+    # The same value again, a new fact, or a fact stored beside another: no overwrite.
+    assert "key" not in saved("Remember that my favourite colour is blue.")
+    assert "key" not in saved("Remember that my team is Falcons.")
+    assert "key" not in saved("Remember that my city is Paris.")

@@ -91,6 +91,15 @@ def start_server(
     raise RuntimeError(f"server did not start in {START_TIMEOUT_SECONDS} s:\n{server.log()}")
 
 
+def start_agent_server(
+    home: Path, database_url: str, command: list[str], **extra_env: str
+) -> RunningServer:
+    """A server on ``database_url`` that creates its tables at start, logging to home/server.log."""
+    env = base_env(home)
+    env.update(DATABASE_URL=database_url, AUTO_SETUP="1", **extra_env)
+    return start_server(env, home / "server.log", command, database_url)
+
+
 def stop_server(server: RunningServer) -> None:
     """Stop the server by its pid: SIGTERM (uvicorn closes the pool), then SIGKILL."""
     if server.process.poll() is None:
@@ -111,3 +120,11 @@ def module_database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
 
 def server_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "serving.server", *extra]
+
+
+def approval_app_command() -> list[str]:
+    """The server of tests/serving/approval_app.py (an approval-gated tool), run by uvicorn."""
+    return [
+        *(sys.executable, "-m", "uvicorn", "--factory"),
+        *("tests.serving.approval_app:create_test_app", "--host", "127.0.0.1"),
+    ]

@@ -8,7 +8,6 @@ request resumes it by an ``mcp_approval_response`` item, by
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,13 @@ from langchain_core.messages import HumanMessage, ToolMessage
 
 from graph.agent import open_agent
 from graph.settings import Settings
-from tests.serving.conftest import RunningServer, base_env, start_server, stop_server
+from tests.serving.conftest import (
+    RunningServer,
+    approval_app_command,
+    base_env,
+    start_server,
+    stop_server,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +35,7 @@ def server(
     home = tmp_path_factory.mktemp("approval-home")
     env = base_env(home)
     env["DATABASE_URL"] = module_database_url
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        "tests.serving.approval_app:create_test_app",
-        "--host",
-        "127.0.0.1",
-    ]
-    running = start_server(env, home / "server.log", command, module_database_url)
+    running = start_server(env, home / "server.log", approval_app_command(), module_database_url)
     yield running
     stop_server(running)
 
@@ -155,25 +151,39 @@ def test_edit_through_custom_inputs(server: RunningServer) -> None:
     assert "Saved: my name is Carla" in resumed.output_text
 
 
-def test_another_message_leaves_the_pause_in_place(server: RunningServer, tmp_path: Path) -> None:
+def test_another_message_declines_the_pending_call_then_is_answered(
+    server: RunningServer, tmp_path: Path
+) -> None:
     thread_id = f"other-{uuid.uuid4()}"
-    ask_for_approval(server, thread_id, "my name is Dora")
-    before = thread_state(server, thread_id, tmp_path)
+    paused = ask_for_approval(server, thread_id, "my name is Dora")
+    card = next(item for item in paused.output if item.type == "mcp_approval_request")
     again = server.client().responses.create(
-        input="what time is it?",
-        model="agent",
-        extra_body={"custom_inputs": {"thread_id": thread_id}},
+        input="hello", model="agent", extra_body={"custom_inputs": {"thread_id": thread_id}}
     )
-    assert [item.type for item in again.output] == ["mcp_approval_request", "message"]
-    after = thread_state(server, thread_id, tmp_path)
-    assert (
-        after.config["configurable"]["checkpoint_id"]
-        == (before.config["configurable"]["checkpoint_id"])
+    closed = [item for item in again.output if item.type == "function_call_output"]
+    assert [item.call_id for item in closed] == [card.id]
+    assert "new message" in closed[0].output
+    assert "Hello!" in again.output_text
+    assert "pending_approvals" not in again.custom_outputs
+    messages = thread_state(server, thread_id, tmp_path).values["messages"]
+    assert not [m for m in messages if isinstance(m, ToolMessage) and "Saved" in m.content]
+
+
+def test_without_a_new_message_the_pending_request_is_repeated(server: RunningServer) -> None:
+    thread_id = f"repeat-{uuid.uuid4()}"
+    paused = ask_for_approval(server, thread_id, "my name is Eva")
+    resent = [
+        {"role": "user", "content": "remember that my name is Eva"},
+        *[item.model_dump(exclude_none=True) for item in paused.output],
+    ]
+    again = server.client().responses.create(
+        input=resent, model="agent", extra_body={"custom_inputs": {"thread_id": thread_id}}
     )
+    assert [item.type for item in again.output] == ["message", "mcp_approval_request"]
     approved = server.client().responses.create(
         input="approve", model="agent", extra_body={"custom_inputs": {"thread_id": thread_id}}
     )
-    assert "Saved: my name is Dora" in approved.output_text
+    assert "Saved: my name is Eva" in approved.output_text
 
 
 def test_a_malformed_approval_is_a_400(server: RunningServer) -> None:

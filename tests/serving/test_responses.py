@@ -145,9 +145,10 @@ def test_answers_to_other_approvals_and_other_messages_do_not_resume() -> None:
         {"type": "mcp_approval_response", "approval_request_id": "b" * 32, "approve": True},
         {"role": "user", "content": "what time is it?"},
     )
+    # Not a resume: a new message, which the graph answers after declining the call.
     turn = plan_turn(stale, waiting, thread_id="t", user_id=None)
-    assert turn.graph_input is None
-    assert turn.waiting == (PENDING,)
+    assert [m.content for m in turn.graph_input["messages"]] == ["what time is it?"]
+    assert turn.answering == (PENDING,) and turn.waiting == ()
     # "yes" that is not the request's last item was an earlier message, not an answer.
     earlier_yes = request(
         {"role": "user", "content": "yes"}, {"role": "assistant", "content": "ok"}

@@ -118,7 +118,11 @@ def test_explicit_key_overwrites(memory_store: MemoryStore) -> None:
     assert _call(graph, "save_memory", {"content": "lives in Paris", "key": "home"}, "alice") == (
         "Updated memory home."
     )
-    assert memory_store.get(user_namespace("alice"), "home").value == {"content": "lives in Paris"}
+    value = memory_store.get(user_namespace("alice"), "home").value
+    assert value["content"] == "lives in Paris"
+    # Where it was saved from travels with it (the console shows it).
+    assert value["source"]["thread_id"] == "t"
+    assert value["source"]["tool_call_id"]
 
 
 def test_database_down_tells_the_model_to_go_on_without_memory() -> None:
