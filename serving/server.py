@@ -270,7 +270,7 @@ def _refuse_duplicated_identity(request: Request) -> None:
 
 
 def error_detail(code: str, message: str) -> dict[str, str]:
-    """The body of every error this server answers: ``{"detail": {"code", "message"}}``."""
+    """An HTTPException detail carrying a code; answered as ``{"detail": message, "code": code}``."""
     return {"code": code, "message": message}
 
 
@@ -284,12 +284,18 @@ CODE_FOR_STATUS = {
     409: "thread_busy",
     413: "too_large",
     422: "bad_request",
+    428: "approval_required",
     500: "internal_error",
     503: "overloaded",
 }
 BAD_BODY_MESSAGE = "the request body is not a valid Responses API request"
 # How MLflow's own 400s begin (they carry pydantic's or the JSON parser's text).
 MLFLOW_BAD_BODY_PREFIXES = ("Invalid parameters for", "Invalid JSON in request body")
+
+
+def _body(detail: dict[str, str]) -> dict[str, str]:
+    # FastAPI's own shape ({"detail": "..."}) plus the code beside it.
+    return {"detail": detail["message"], "code": detail["code"]}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -315,20 +321,20 @@ def _install_error_handlers(app: FastAPI) -> None:
             else:
                 message = text or code.replace("_", " ")  # ours: written for the client
             detail = error_detail(code, message)
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(_body(detail), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Any, exc: Exception) -> JSONResponse:
         logger.error("request failed", exc_info=exc)
         return JSONResponse(
-            {"detail": error_detail("internal_error", AGENT_FAILED_MESSAGE)}, status_code=500
+            _body(error_detail("internal_error", AGENT_FAILED_MESSAGE)), status_code=500
         )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(_: Any, exc: RequestValidationError) -> JSONResponse:
         fields = sorted({".".join(str(part) for part in e.get("loc", ())) for e in exc.errors()})
         message = BAD_BODY_MESSAGE + (f" (check {', '.join(fields[:5])})" if fields else "")
-        return JSONResponse({"detail": error_detail("bad_request", message)}, status_code=400)
+        return JSONResponse(_body(error_detail("bad_request", message)), status_code=400)
 
 
 def create_app(

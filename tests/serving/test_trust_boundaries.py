@@ -146,7 +146,7 @@ def text_of(response: httpx.Response) -> str:
 
 
 def error_code(response: httpx.Response) -> str:
-    return str(response.json()["detail"]["code"])
+    return str(response.json()["code"])
 
 
 # 1. Every write path records the owner: a thread written by the CLI is its user's over HTTP.
