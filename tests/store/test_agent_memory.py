@@ -31,10 +31,14 @@ def _ask(graph: Any, text: str, thread: str, user: str | None) -> str:
     return str(result["messages"][-1].content)
 
 
-def _resume(graph: Any, decision: dict[str, Any], thread: str) -> str:
+def _resume(graph: Any, decision: dict[str, Any], thread: str, user: str = "alice") -> str:
     from langgraph.types import Command
 
-    result = graph.invoke(Command(resume=decision), {"configurable": {"thread_id": thread}})
+    result = graph.invoke(
+        Command(resume=decision),
+        {"configurable": {"thread_id": thread}},
+        context=Context(user_id=user),
+    )
     return str(result["messages"][-1].content)
 
 
