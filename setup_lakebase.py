@@ -142,6 +142,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     from psycopg import sql
 
     from checkpointing import missing_tables
+    from checkpointing.ownership import CREATE_OWNERS_SQL
     from checkpointing.tool_ledger import CREATE_LEDGER_SQL
     from serving.events import setup_background_tables
 
@@ -159,6 +160,7 @@ def _create_tables(conn: Any, schema: str | None, dims: int) -> list[str]:
     versions_before = _migration_versions(conn)
     PostgresSaver(conn).setup()
     conn.execute(CREATE_LEDGER_SQL)
+    conn.execute(CREATE_OWNERS_SQL)
     setup_background_tables(conn)
     # The memory store's setup: a table made for another embedding dimension is an
     # error before anything changes; then LangGraph's migrations and our additions.
@@ -358,6 +360,10 @@ def plan_sql(
 
         if not conn.execute("SELECT to_regclass(%s) AS t", (LEDGER_TABLE,)).fetchone()["t"]:
             out.append(CREATE_LEDGER_SQL.strip().rstrip(";"))
+        from checkpointing.ownership import CREATE_OWNERS_SQL, OWNERS_TABLE
+
+        if not conn.execute("SELECT to_regclass(%s) AS t", (OWNERS_TABLE,)).fetchone()["t"]:
+            out.append(CREATE_OWNERS_SQL.strip().rstrip(";"))
         from serving.events import BACKGROUND_TABLES, CREATE_BACKGROUND_SQL
 
         if not all(
@@ -431,6 +437,9 @@ def _dims(settings: Any, requested: int | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 all good, 1 not ready or failed, 2 bad usage)."""
+    from graph.settings import load_env_file
+
+    load_env_file()
     parser = argparse.ArgumentParser(prog="setup_lakebase.py", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check",

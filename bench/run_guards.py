@@ -1,4 +1,5 @@
-"""What the run guards cost per turn: thread lock, pre-run check, sync durability, tool ledger.
+"""What the run guards cost per turn: thread lock, pre-run check, sync durability, tool ledger,
+and the thread-owner record (checkpointing.ownership).
 
     python -m bench --only guards
 
@@ -24,14 +25,16 @@ ROUNDS = 60
 
 
 def _graphs(pool: Any) -> dict[str, tuple[Any, dict[str, Any]]]:
-    from checkpointing import MemoryAgentSaver, ThreadLock, ToolCallLedger
+    from checkpointing import MemoryAgentSaver, ThreadLock, ThreadOwners, ToolCallLedger
     from graph.builder import build_graph
+    from graph.context import Context
     from graph.tools import get_current_time
 
     saver = MemoryAgentSaver(pool)
     stock = build_graph(saver)
     stock.__class__ = CompiledStateGraph  # LangGraph's own invoke: no checks, no lock
     guarded = build_graph(saver, thread_lock=ThreadLock(pool))
+    owned = build_graph(saver, thread_lock=ThreadLock(pool), thread_owners=ThreadOwners(pool))
     recorded_tool = StructuredTool.from_function(
         func=get_current_time.func,
         name="get_current_time",
@@ -45,6 +48,7 @@ def _graphs(pool: Any) -> dict[str, tuple[Any, dict[str, Any]]]:
         "LangGraph default (durability async, no guards)": (stock, {"durability": "async"}),
         "durability sync only": (stock, {"durability": "sync"}),
         "all guards (lock + check + sync)": (guarded, {}),
+        "all guards + owner record": (owned, {"context": Context(user_id="bench-user")}),
         "all guards + ledger on the tool call": (with_ledger, {}),
     }
 
@@ -52,7 +56,7 @@ def _graphs(pool: Any) -> dict[str, tuple[Any, dict[str, Any]]]:
 def run(url: str | None = None, rounds: int = ROUNDS) -> dict[str, Any]:
     from psycopg_pool import ConnectionPool
 
-    from checkpointing import setup_checkpoint_tables, setup_tool_ledger
+    from checkpointing import setup_checkpoint_tables, setup_thread_owners, setup_tool_ledger
     from database.connect import CONNECTION_KWARGS
 
     timings: dict[str, list[float]] = {}
@@ -62,6 +66,7 @@ def run(url: str | None = None, rounds: int = ROUNDS) -> dict[str, Any]:
     ):
         setup_checkpoint_tables(pool)
         setup_tool_ledger(pool)
+        setup_thread_owners(pool)
         graphs = _graphs(pool)
         for name, (graph, kwargs) in graphs.items():  # warm-up
             graph.invoke(

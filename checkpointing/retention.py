@@ -41,6 +41,7 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 LEDGER_EXISTS_SQL = "SELECT to_regclass('tool_call_ledger') IS NOT NULL AS present"
+OWNERS_EXIST_SQL = "SELECT to_regclass('thread_owners') IS NOT NULL AS present"
 
 # Every root-namespace checkpoint of the thread with what it needs from its parent.
 THREAD_CHECKPOINTS_SQL = """
@@ -113,6 +114,8 @@ DELETE_THREAD_SQL = (
     "DELETE FROM checkpoint_writes WHERE thread_id = ANY(%s)",
 )
 DELETE_LEDGER_SQL = "DELETE FROM tool_call_ledger WHERE thread_id = ANY(%s)"
+# The owner record goes with the thread: a later thread of the same id starts afresh.
+DELETE_OWNERS_SQL = "DELETE FROM thread_owners WHERE thread_id = ANY(%s)"
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,9 @@ def _delete_statements(thread_ids: Sequence[str]) -> _Statements:
     (present,), _ = yield LEDGER_EXISTS_SQL, (), True
     if present["present"]:
         yield DELETE_LEDGER_SQL, (list(thread_ids),), False
+    (present,), _ = yield OWNERS_EXIST_SQL, (), True
+    if present["present"]:
+        yield DELETE_OWNERS_SQL, (list(thread_ids),), False
     return PruneResult()
 
 

@@ -361,11 +361,11 @@ class MemoryAgentSaver(_DeltaHistory, PostgresSaver):
         self._with_retry(lambda: parent(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
-        """Delete the thread's checkpoints, writes, blobs and tool-call ledger rows, atomically."""
+        """Delete the thread's checkpoints, writes, blobs and tool-call ledger rows and owner record, atomically."""
         self.prune([thread_id], strategy="delete")
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """``"delete"``: the threads go whole (ledger rows included), in one transaction.
+        """``"delete"``: the threads go whole (ledger rows and owner records included), in one transaction.
 
         ``"keep_latest"``: each thread keeps its latest checkpoint and what it
         needs to be rebuilt (``retention.prune_thread`` with keep 1), so unlike

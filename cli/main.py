@@ -13,15 +13,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BUSY = 3
+MAX_WAIT_SECONDS = 86_400
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (no usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"memory-agent: error: {self.prog}: {message}\n")
 
 
 def _by_cli(source: str = "cli") -> Any:
@@ -32,7 +41,7 @@ def _by_cli(source: str = "cli") -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="memory-agent",
         description="A LangGraph agent whose memory lives in Postgres.",
     )
@@ -95,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NEW_THREAD",
         help="copy into this new thread (default: branch inside the same thread)",
     )
+    fork.add_argument("--user", help="user id forking (default: the user the thread belongs to)")
     fork.add_argument("--json", action="store_true", help="print JSON")
 
     memories = commands.add_parser(
@@ -582,7 +592,13 @@ def command_forget_user(args: argparse.Namespace) -> int:
         return _fail("the user id must not be empty", EXIT_BAD_INPUT)
     with open_agent() as graph:
         store = _require_store(graph)
-        threads = memories.user_threads(store, args.user) if args.threads else []
+        threads = []
+        if args.threads:
+            # Only threads the user owns: having talked in one (the record) is not enough.
+            candidates = set(memories.user_threads(store, args.user))
+            if graph.thread_owners is not None:
+                candidates.update(graph.thread_owners.threads_of(args.user))
+            threads = sorted(t for t in candidates if graph.owner_of(t) == args.user)
         for thread_id in threads:
             graph.checkpointer.delete_thread(thread_id)  # type: ignore[union-attr]
         if args.threads:
@@ -862,9 +878,14 @@ def command_resume(args: argparse.Namespace) -> int:
         command = decision("approve")
     with open_agent() as graph:
         _require_memory(graph)
-        if not pending_in_thread(graph, thread_id):
+        waiting = pending_in_thread(graph, thread_id)
+        if not waiting:
             raise InvalidInput(f"thread {thread_id!r} is not waiting for approval")
-        result = _run(graph, command, thread_id, args.user, wait_for_thread=args.wait)
+        # Whoever runs the CLI holds the database's credentials, so by default it acts
+        # for the user the request was made for, named explicitly; the graph itself
+        # never fills a user in for a caller without one.
+        user_id = args.user if args.user is not None else waiting[0].user_id
+        result = _run(graph, command, thread_id, user_id, wait_for_thread=args.wait)
         answer, pending = _outcome(result)
         if args.json:
             print(json.dumps({"thread_id": thread_id, "answer": answer, "pending": pending}))
@@ -881,7 +902,9 @@ def command_fork(args: argparse.Namespace) -> int:
     target = validate_thread_id(args.to) if args.to else thread_id
     with _open_for_browsing() as graph:
         _require_memory(graph)
-        head = fork(graph, thread_id, args.checkpoint, to_thread=target)
+        # As for resume: the CLI's operator acts for the thread's owner unless told otherwise.
+        user_id = args.user if args.user is not None else graph.owner_of(thread_id) or None
+        head = fork(graph, thread_id, args.checkpoint, to_thread=target, user_id=user_id)
         checkpoint_id = head["configurable"]["checkpoint_id"]
         if args.json:
             print(json.dumps({"thread_id": target, "checkpoint_id": checkpoint_id}))
@@ -945,9 +968,30 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _bad_argument(args: argparse.Namespace) -> str | None:
+    """What is wrong with the parsed arguments, in one line, or None."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
+            # Python turns bytes that are not UTF-8 into lone surrogates (PEP 383);
+            # Postgres cannot store them, and a message would be saved half-way.
+            return f"--{name} is not valid UTF-8 text; send UTF-8"
+    user = getattr(args, "user", None)
+    if user is not None and not user.strip():
+        return "--user must not be empty or blank"
+    wait = getattr(args, "wait", None)
+    if wait is not None and not (math.isfinite(wait) and 0 <= wait <= MAX_WAIT_SECONDS):
+        return f"--wait must be a number of seconds between 0 and {MAX_WAIT_SECONDS}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
+    from graph.settings import load_env_file
+
+    load_env_file()
     args = _parser().parse_args(argv)
+    if (problem := _bad_argument(args)) is not None:
+        return _fail(problem, EXIT_BAD_INPUT)
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -958,6 +1002,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _exit_for(exc: Exception) -> int:
     from checkpointing.copy_thread import CheckpointNotFound
+    from checkpointing.ownership import ThreadOfAnotherUser
     from checkpointing.thread_lock import ThreadBusyError
     from checkpointing.threads import InvalidThreadId
     from graph.settings import SettingsError
@@ -980,6 +1025,7 @@ def _exit_for(exc: Exception) -> int:
         ThreadExists,
         InvalidExport,
         InvalidUserId,
+        ThreadOfAnotherUser,
     )
     if isinstance(exc, bad_input):
         return _fail(_one_line(exc), EXIT_BAD_INPUT)

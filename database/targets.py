@@ -63,6 +63,10 @@ class LakebaseTarget:
 DatabaseTarget = EmbeddedTarget | UrlTarget | LakebaseTarget
 
 
+# libpq parameters that carry a secret: never shown, in a status page or a log line.
+SECRET_CONNECTION_PARAMETERS = ("password", "sslpassword")
+
+
 def redact_url(url: str) -> str:
     """Hide the password of a postgres URL or key=value connection string."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -73,8 +77,9 @@ def redact_url(url: str) -> str:
         params = conninfo_to_dict(url)
     except Exception:  # an unparsable string is shown as a placeholder, never echoed
         return "<unparsable connection string>"
-    if "password" in params:
-        params["password"] = "***"
+    for secret in SECRET_CONNECTION_PARAMETERS:
+        if params.get(secret):
+            params[secret] = "***"
     return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
 
 

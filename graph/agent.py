@@ -31,12 +31,15 @@ from checkpointing import (
     AsyncMemoryAgentSaver,
     MemoryAgentSaver,
     ThreadLock,
+    ThreadOwners,
     ToolCallLedger,
     amissing_tables,
     asetup_checkpoint_tables,
+    asetup_thread_owners,
     asetup_tool_ledger,
     missing_tables,
     setup_checkpoint_tables,
+    setup_thread_owners,
     setup_tool_ledger,
 )
 from database import Database, DatabaseUnavailable, aopen_database, open_database
@@ -71,6 +74,8 @@ class MemoryStatus:
 
 
 def _fix_for_unreachable(settings: Settings) -> str:
+    if (refused := _deployed_without_database(settings)) is not None:
+        return str(refused.fix)
     target = settings.database
     if isinstance(target, LakebaseTarget):
         return (
@@ -84,6 +89,24 @@ def _fix_for_unreachable(settings: Settings) -> str:
 
 def _fix_for_missing_tables(settings: Settings) -> str:
     return "run `python setup_lakebase.py` once (or set AUTO_SETUP=1 to create them at start)"
+
+
+def _deployed_without_database(settings: Settings) -> MemoryStatus | None:
+    """Deployed with no database configured: no embedded server (its data dies with the app).
+
+    The app container's disk is wiped at every restart or redeploy, so an
+    embedded Postgres there would "remember" until the next deploy and then
+    silently forget; Databricks' own template turns memory off and says so.
+    """
+    if not (settings.serving.deployed and settings.is_embedded):
+        return None
+    return MemoryStatus(
+        False,
+        "no database",
+        "deployed as a Databricks App with no database configured",
+        "add a Lakebase database resource to the app (LAKEBASE_INSTANCE_NAME, or "
+        "LAKEBASE_AUTOSCALING_ENDPOINT) or set DATABASE_URL",
+    )
 
 
 def _report(status: MemoryStatus, settings: Settings) -> None:
@@ -184,10 +207,12 @@ def _memory_tools(settings: Settings) -> Any:
 
 
 def _run_guards(database: Database) -> dict[str, Any]:
-    """The ledger on the work pool; the per-thread lock on its own sessions (database.connect)."""
+    """The ledger and the owner record on the work pool; the per-thread lock on its own
+    sessions (database.connect)."""
     return {
         "ledger": ToolCallLedger(database.pool),
         "thread_lock": ThreadLock(database.lock_pool or database.pool),
+        "thread_owners": ThreadOwners(database.pool),
     }
 
 
@@ -252,6 +277,8 @@ def open_agent(
         guards: dict[str, Any] = {}
         database: Database | None = None
         try:
+            if (refused := _deployed_without_database(settings)) is not None:
+                raise DatabaseUnavailable(str(refused.problem))
             database = stack.enter_context(
                 open_database(
                     settings.database,
@@ -273,6 +300,7 @@ def open_agent(
                 ):
                     setup_checkpoint_tables(database.pool)
                     setup_tool_ledger(database.pool)
+                    setup_thread_owners(database.pool)
                 status = _status_for_tables(
                     settings, database, missing_tables(database.pool, RUN_TABLES)
                 )
@@ -323,6 +351,8 @@ async def aopen_agent(
         guards: dict[str, Any] = {}
         database: Database | None = None
         try:
+            if (refused := _deployed_without_database(settings)) is not None:
+                raise DatabaseUnavailable(str(refused.problem))
             database = await stack.enter_async_context(
                 aopen_database(
                     settings.database,
@@ -341,6 +371,7 @@ async def aopen_agent(
                 ):
                     await asetup_checkpoint_tables(database.pool)
                     await asetup_tool_ledger(database.pool)
+                    await asetup_thread_owners(database.pool)
                 missing = await amissing_tables(database.pool, RUN_TABLES)
                 status = _status_for_tables(settings, database, missing)
             except Exception as exc:

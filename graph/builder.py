@@ -22,6 +22,7 @@ from langgraph.pregel._task_status import read_task_statuses
 from langgraph.store.base import BaseStore
 from langgraph.types import Command, Interrupt
 
+from checkpointing.ownership import ThreadOfAnotherUser, ThreadOwners, check_owner, legacy_owner
 from checkpointing.saver import reuse_head
 from checkpointing.thread_lock import ThreadLock
 from checkpointing.threads import thread_id_from_config
@@ -67,7 +68,12 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
        without its answer; refuse a resume when nothing waits, and resume at
        the thread's head even if the config names the head checkpoint (which
        LangGraph would otherwise replay, langgraph#7361);
-    4. persist every step before the next starts (``durability="sync"`` unless
+    4. check the caller owns the thread (``checkpointing.ownership``), before
+       anything else touches it: the user of ``context`` (or
+       ``configurable["user_id"]``) must be the one the thread was started by,
+       and a new thread is recorded as the caller's; an ``update_state`` is
+       checked the same way;
+    5. persist every step before the next starts (``durability="sync"`` unless
        the caller chooses): a tool call id must be saved before the tool runs,
        or a crash could make the model issue the same action under a new id.
 
@@ -81,6 +87,7 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
     extraction_queue: ExtractionQueue | None = None
     extractor: Any = None
     """The fact-extraction worker beside this graph (graph.extraction), when extraction is on."""
+    thread_owners: ThreadOwners | None = None
     chat_model: BaseChatModel | None = None
     """The model the graph calls, for one-off requests answered outside any thread."""
 
@@ -119,6 +126,11 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         with lock:
             saved = self.checkpointer.get_tuple(_head_of(config, thread_id))
             head = ThreadHead.of(saved)
+            caller = _caller(config, kwargs)
+            recorded = None
+            if self.thread_owners is not None:
+                recorded = self.thread_owners.owner(thread_id)
+                check_owner(thread_id, _owner(recorded, head), caller)
             # One call is paused at a time: declining it may pause the message's next one.
             while (decline := _decline_for_new_message(head, input, config)) is not None:
                 with reuse_head(saved):
@@ -126,6 +138,9 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
                 saved = self.checkpointer.get_tuple(_head_of(config, thread_id))
                 head = ThreadHead.of(saved)
             config = _checked_run(head, input, config, thread_id, kwargs)
+            if self.thread_owners is not None and recorded is None:
+                claimed = self.thread_owners.claim(thread_id, _owner(None, head) or caller)
+                check_owner(thread_id, claimed, caller)
             with reuse_head(saved):  # the run starts from this read instead of reading again
                 yield from super().stream(input, config, **kwargs)
 
@@ -156,6 +171,12 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
         async with lock:
             saved = await checkpointer.aget_tuple(_head_of(config, thread_id))
             head = ThreadHead.of(saved)
+            caller = _caller(config, kwargs)
+            owners = self.thread_owners
+            recorded = None
+            if owners is not None:
+                recorded = await owners.aowner(thread_id)
+                check_owner(thread_id, _owner(recorded, head), caller)
             # One call is paused at a time: declining it may pause the message's next one.
             while (decline := _decline_for_new_message(head, input, config)) is not None:
                 with reuse_head(saved):
@@ -164,26 +185,64 @@ class MemoryAgentGraph(CompiledStateGraph[State, Context, State, State]):
                 saved = await checkpointer.aget_tuple(_head_of(config, thread_id))
                 head = ThreadHead.of(saved)
             config = _checked_run(head, input, config, thread_id, kwargs)
+            if owners is not None and recorded is None:
+                claimed = await owners.aclaim(thread_id, _owner(None, head) or caller)
+                check_owner(thread_id, claimed, caller)
             with reuse_head(saved):
                 async for chunk in super().astream(input, config, **kwargs):
                     yield chunk
+
+    def owner_of(self, thread_id: str) -> str | None:
+        """Who ``thread_id`` belongs to: a user id, ``""`` (ownerless), or None (no history).
+
+        Without a ``thread_owners`` record: None (ownership is not tracked).
+        """
+        if self.thread_owners is None:
+            return None
+        recorded = self.thread_owners.owner(thread_id)
+        if recorded is not None:
+            return recorded
+        return _owner(None, self.get_state({"configurable": {"thread_id": thread_id}}))
+
+    async def aowner_of(self, thread_id: str) -> str | None:
+        """Async twin of ``owner_of``."""
+        if self.thread_owners is None:
+            return None
+        recorded = await self.thread_owners.aowner(thread_id)
+        if recorded is not None:
+            return recorded
+        return _owner(None, await self.aget_state({"configurable": {"thread_id": thread_id}}))
 
     def bulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
     ) -> RunnableConfig:
         thread_id = thread_id_from_config(config)
-        if self.thread_lock is None or thread_id is None:
+        if thread_id is None:
             return super().bulk_update_state(config, supersteps)
-        with self.thread_lock.hold(thread_id):
+        with self.thread_lock.hold(thread_id) if self.thread_lock else nullcontext():
+            if self.thread_owners is not None:
+                recorded = self.thread_owners.owner(thread_id)
+                head = self.get_state(_head(config))
+                caller = _caller(config, {})
+                check_owner(thread_id, _owner(recorded, head), caller)
+                if recorded is None:
+                    self.thread_owners.claim(thread_id, _owner(None, head) or caller)
             return super().bulk_update_state(config, supersteps)
 
     async def abulk_update_state(
         self, config: RunnableConfig, supersteps: Sequence[Sequence[Any]]
     ) -> RunnableConfig:
         thread_id = thread_id_from_config(config)
-        if self.thread_lock is None or thread_id is None:
+        if thread_id is None:
             return await super().abulk_update_state(config, supersteps)
-        async with self.thread_lock.ahold(thread_id):
+        async with self.thread_lock.ahold(thread_id) if self.thread_lock else nullcontext():
+            if self.thread_owners is not None:
+                recorded = await self.thread_owners.aowner(thread_id)
+                head = await self.aget_state(_head(config))
+                caller = _caller(config, {})
+                check_owner(thread_id, _owner(recorded, head), caller)
+                if recorded is None:
+                    await self.thread_owners.aclaim(thread_id, _owner(None, head) or caller)
             return await super().abulk_update_state(config, supersteps)
 
 
@@ -246,6 +305,23 @@ def _head_of(config: RunnableConfig, thread_id: str) -> RunnableConfig:
     return {**head, "configurable": {**head["configurable"], "thread_id": thread_id}}
 
 
+def _caller(config: RunnableConfig, kwargs: dict[str, Any]) -> str | None:
+    """The user a run or state update is made by: its context's, else ``configurable``'s."""
+    user_id = getattr(kwargs.get("context"), "user_id", None)
+    if user_id is None:
+        user_id = (config.get("configurable") or {}).get("user_id")
+    return None if user_id is None else str(user_id)
+
+
+def _owner(recorded: str | None, head: Any) -> str | None:
+    """The thread's owner: the record, else (saved before records) the head's, else None (new)."""
+    if recorded is not None:
+        return recorded
+    if head.metadata is None:
+        return None  # no history: a new thread
+    return legacy_owner(head.metadata)
+
+
 DECLINED_FOR_NEW_MESSAGE = (
     "the user sent a new message instead of answering this request, so it was not run"
 )
@@ -268,10 +344,10 @@ def _checked_run(
 ) -> RunnableConfig:
     """Refuse runs that would corrupt the thread; return the config to run with.
 
-    A resume runs as the user the paused request was made for (recorded in it
-    from the run's trusted context): the same user is filled in when the
-    resuming caller gives none, and a different one is refused, so an approval
-    can never apply a memory operation to another user's memories.
+    A resume runs only as the user the paused request was made for (recorded
+    in it from the run's trusted context): any other caller, one without a
+    user id included, is refused, so an approval can never apply a memory
+    operation to another user's memories.
     """
     waiting = bool(head.interrupts)
     head_id = (head.config or {}).get("configurable", {}).get("checkpoint_id")
@@ -286,33 +362,23 @@ def _checked_run(
                 f"checkpoint {asked_id} is not the latest of thread {thread_id!r}: a resume "
                 "continues the latest one; fork the older checkpoint to branch from it"
             )
-        _resume_as_requesting_user(head, config, thread_id, kwargs)
+        _check_resuming_user(head, config, thread_id, kwargs)
         return _head(config)  # resuming at the head, never a replay (langgraph#7361)
     return config
 
 
-def _resume_as_requesting_user(
+def _check_resuming_user(
     head: Any, config: RunnableConfig, thread_id: str, kwargs: dict[str, Any]
 ) -> None:
-    owners = {
+    requested_for = {
         pending.value.get("user_id")
         for pending in head.interrupts
         if isinstance(pending.value, dict) and pending.value.get("user_id") is not None
     }
-    if not owners:
-        return
-    (owner,) = owners  # one run, one user
-    given = kwargs.get("context")
-    given_user = getattr(given, "user_id", None)
-    if given_user is None:
-        given_user = (config.get("configurable") or {}).get("user_id")
-    if given_user is None:
-        kwargs["context"] = Context(user_id=owner)
-    elif str(given_user) != owner:
-        raise InvalidInput(
-            f"thread {thread_id!r} waits on a request made for another user; "
-            "resume it as that user (or without a user id)"
-        )
+    caller = _caller(config, kwargs)
+    # Never filled in for a caller without one: that would let anyone act as the user.
+    if requested_for and requested_for != {caller}:
+        raise ThreadOfAnotherUser(thread_id, "(the paused request's user)", caller)
 
 
 def build_graph(
@@ -324,6 +390,7 @@ def build_graph(
     user_tools: Sequence[BaseTool] = (),
     ledger: ToolCallLedger | None = None,
     thread_lock: ThreadLock | None = None,
+    thread_owners: ThreadOwners | None = None,
     recall_limit: int = DEFAULT_RECALL_LIMIT,
     shared_scope: str | None = None,
     extraction: ExtractionQueue | None = None,
@@ -337,7 +404,9 @@ def build_graph(
     user's memories relevant to the latest message (and of ``shared_scope``'s, marked
     shared, when one is configured).
     ``ledger`` runs side-effecting tool calls at most once per call id;
-    ``thread_lock`` allows one run at a time per thread (both on the shared pool).
+    ``thread_lock`` allows one run at a time per thread and ``thread_owners``
+    records and checks who each thread belongs to (all on the shared pool;
+    without ``thread_owners`` only a resume's user is checked).
     With ``extraction`` each finished turn is queued there for fact extraction
     (``graph.extraction`` does it, after the answer).
     ``prompt_budget`` bounds what each model call is sent (None: every message).
@@ -406,5 +475,6 @@ def build_graph(
     compiled.__class__ = MemoryAgentGraph
     assert isinstance(compiled, MemoryAgentGraph)
     compiled.thread_lock = thread_lock
+    compiled.thread_owners = thread_owners
     compiled.chat_model = model
     return compiled

@@ -73,6 +73,8 @@ class ServingSettings:
     """MLFLOW_TRACKING_URI; unset locally means a SQLite store under MEMORY_AGENT_HOME."""
     mlflow_experiment_id: str | None = None
     """MLFLOW_EXPERIMENT_ID (Databricks Apps fills it from the app's experiment resource)."""
+    databricks_host: str | None = None
+    """DATABRICKS_HOST (set by Databricks Apps): where forwarded access tokens are verified."""
 
     @property
     def deployed(self) -> bool:
@@ -136,6 +138,23 @@ class Settings:
     @property
     def is_embedded(self) -> bool:
         return isinstance(self.database, EmbeddedTarget)
+
+
+def load_env_file() -> str | None:
+    """Read ``.env`` (found from the working directory upwards) into the environment.
+
+    Every entry point calls this first (the CLI, the server, setup_lakebase.py,
+    the notebooks). A variable already set in the environment wins over the
+    file, so a deployment's own settings are never replaced by a stray file.
+    Returns the file's path, or None if there is none.
+    """
+    from dotenv import find_dotenv, load_dotenv
+
+    path = find_dotenv(usecwd=True)
+    if not path:
+        return None
+    load_dotenv(path, override=False)
+    return path
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -292,4 +311,5 @@ def serving_settings_from_env(env: Mapping[str, str]) -> ServingSettings:
         trust_client_user_id=_flag(env, "MEMORY_AGENT_TRUST_CLIENT_USER_ID"),
         mlflow_tracking_uri=_value(env, "MLFLOW_TRACKING_URI"),
         mlflow_experiment_id=_value(env, "MLFLOW_EXPERIMENT_ID"),
+        databricks_host=_value(env, "DATABRICKS_HOST"),
     )

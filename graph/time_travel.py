@@ -29,6 +29,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import StateSnapshot
 
 from checkpointing.copy_thread import CheckpointNotFound, copy_checkpoints
+from checkpointing.ownership import check_owner
 from checkpointing.threads import validate_thread_id
 
 
@@ -36,10 +37,14 @@ class ThreadExists(ValueError):
     """A fork's target thread already has history; one line."""
 
 
-def _config(thread_id: str, checkpoint_id: str | None = None) -> RunnableConfig:
+def _config(
+    thread_id: str, checkpoint_id: str | None = None, user_id: str | None = None
+) -> RunnableConfig:
     configurable: dict[str, Any] = {"thread_id": validate_thread_id(thread_id)}
     if checkpoint_id is not None:
         configurable["checkpoint_id"] = checkpoint_id
+    if user_id is not None:
+        configurable["user_id"] = user_id  # who makes the change (checkpointing.ownership)
     return {"configurable": configurable}
 
 
@@ -86,6 +91,7 @@ def fork(
     to_thread: str | None = None,
     values: dict[str, Any] | None = None,
     as_node: str | None = None,
+    user_id: str | None = None,
 ) -> RunnableConfig:
     """Branch from ``checkpoint_id``; returns the config of the new head checkpoint.
 
@@ -94,20 +100,33 @@ def fork(
     checkpoint is copied there first; ``to_thread`` must not have history yet.
     ``values`` (applied ``as_node``, default: as the node that wrote the
     checkpoint) edit the state of the branch, e.g. replace a message by id.
+    ``user_id`` is who forks: the source thread must be theirs
+    (``checkpointing.ownership``), and a new thread belongs to the source's owner.
     """
     source = state_at(graph, thread_id, checkpoint_id)
+    as_user = _config(thread_id, user_id=user_id)["configurable"]
     if to_thread is None or to_thread == thread_id:
+        branch = {**source.config, "configurable": {**source.config["configurable"], **as_user}}
         if values is None:
             # "__copy__": a sibling of the checkpoint with the same values and next steps.
-            return graph.update_state(source.config, None, as_node="__copy__")
-        return graph.update_state(source.config, values, as_node=as_node)
+            return graph.update_state(branch, None, as_node="__copy__")
+        return graph.update_state(branch, values, as_node=as_node)
     target = _config(to_thread)
+    owners = getattr(graph, "thread_owners", None)
     lock = graph.thread_lock.hold(to_thread) if graph.thread_lock is not None else nullcontext()
     with lock:
-        if graph.checkpointer.get_tuple(target) is not None:
+        owner = None
+        if owners is not None:
+            owner = graph.owner_of(thread_id)
+            check_owner(thread_id, owner, user_id)
+        if graph.checkpointer.get_tuple(target) is not None or (
+            owners is not None and owners.owner(to_thread) is not None
+        ):
             raise ThreadExists(
                 f"thread {to_thread!r} already has history; fork into a new thread id"
             )
+        if owners is not None:
+            owners.claim(to_thread, owner)
         head = copy_checkpoints(
             graph.checkpointer,
             thread_id,
@@ -119,4 +138,5 @@ def fork(
         )
     if values is None:
         return head
-    return graph.update_state(head, values, as_node=as_node)
+    branch = {**head, "configurable": {**head["configurable"], "user_id": user_id}}
+    return graph.update_state(branch if user_id is not None else head, values, as_node=as_node)

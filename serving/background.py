@@ -637,8 +637,13 @@ async def start_from_http(request: Request, runs: BackgroundRuns | None, server:
         raise HTTPException(
             status_code=400, detail=f"Invalid parameters for ResponsesAgent: {exc}"
         ) from None
-    turn = await server._plan(request_data)
-    stored = await runs.start(turn, request_data.model_dump(exclude_none=True))
+    # Planned under the thread's lock (owner check included); the run task spawned in
+    # this context joins that lock, so letting go here never leaves it unlocked.
+    turn, held = await server._plan(request_data)
+    try:
+        stored = await runs.start(turn, request_data.model_dump(exclude_none=True))
+    finally:
+        await held.aclose()
     if streaming:
         return StreamingResponse(runs.follow(stored.response_id, 0), media_type="text/event-stream")
     return _response_object(stored, [])

@@ -185,9 +185,15 @@ class Console:
         snapshot = await self.graph.aget_state(config)
         if snapshot.metadata is None:
             raise HTTPException(404, f"thread {thread_id!r} does not exist")
-        if _owner(snapshot) not in (None, user_id):
+        # The owner record every write path keeps (checkpointing.ownership), when there is one.
+        owner = (
+            await self.graph.aowner_of(thread_id)
+            if getattr(self.graph, "thread_owners", None) is not None
+            else _owner(snapshot)
+        )
+        if owner not in (None, "", user_id) or (owner == "" and user_id is not None):
             raise HTTPException(403, f"thread {thread_id!r} belongs to another user")
-        if _owner(snapshot) is None and user_id is not None and self.settings.serving.deployed:
+        if owner is None and user_id is not None and self.settings.serving.deployed:
             # Deployed, a thread nobody owns is no signed-in user's to browse.
             raise HTTPException(403, f"thread {thread_id!r} belongs to another user")
         return snapshot

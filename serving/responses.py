@@ -12,8 +12,9 @@ One request is one *turn* on one thread:
   thread: they name tools this agent may not have, and an unpaired call
   makes model endpoints reject the whole thread. Nor are client system or
   developer messages: the agent's instructions are the server's.
-- **Ownership**: each run records its user in the checkpoint's metadata; a
-  thread whose latest run had a user answers only that user (403 otherwise).
+- **Ownership**: a thread answers only the user it belongs to
+  (``checkpointing.ownership``: recorded at its first write; a thread started
+  without a user answers only callers without one); 403 otherwise.
 - **Approvals**: a run that pauses in ``interrupt()`` answers with one
   ``mcp_approval_request`` output item per pending call (the Responses API's
   own item for "this tool call needs a human", rendered by Databricks' chat
@@ -42,10 +43,12 @@ This module imports MLflow, so only the server and the evaluation import it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +72,9 @@ from mlflow.types.responses import (
     to_chat_completions_input,
 )
 
-from checkpointing.thread_lock import ThreadBusyError
+from checkpointing.ownership import ThreadOfAnotherUser as OwnershipError
+from checkpointing.ownership import check_owner
+from checkpointing.thread_lock import HeldLock, ThreadBusyError
 from checkpointing.threads import InvalidThreadId, resolve_thread_id
 from graph.context import Context
 from graph.settings import Settings
@@ -82,7 +87,13 @@ from graph.validation import (
     validate_messages,
 )
 from nodes.review_tool_calls import InvalidDecision, parse_decision
-from serving.identity import InvalidUserId, resolve_user_id
+from serving.identity import (
+    Identities,
+    IdentityUnavailable,
+    InvalidUserId,
+    UnverifiedIdentity,
+    resolve_user_id,
+)
 
 APPROVAL_SERVER_LABEL = "memory-agent"
 APPROVE_WORDS = frozenset({"approve", "approved", "yes", "y", "ok", "okay", "go ahead"})
@@ -94,15 +105,36 @@ INSTRUCTION_ROLES = frozenset({"system", "developer"})
 
 
 class RequestError(ValueError):
-    """A request that cannot be served as sent; ``status`` is the HTTP status to answer with."""
+    """A request that cannot be served as sent.
+
+    ``status`` is the HTTP status to answer with and ``code`` the stable error
+    code in the body (docs/server.md lists them); the message is written for
+    the client and never carries exception text from below.
+    """
 
     status = 400
+    code = "bad_request"
+
+
+class IdentityRequired(RequestError):
+    """Deployed, and the request carries no identity the app can trust."""
+
+    status = 401
+    code = "identity_required"
+
+
+class ThreadOfAnotherUser(RequestError):
+    """The thread belongs to someone else: its history is not the caller's to see."""
+
+    status = 403
+    code = "thread_of_another_user"
 
 
 class RequestTooLarge(RequestError):
     """Over a size cap: the body, a message, or the number of items."""
 
     status = 413
+    code = "too_large"
 
 
 def check_request(request: ResponsesAgentRequest) -> None:
@@ -128,12 +160,7 @@ class ThreadBusy(RequestError):
     """Another run holds the thread (one run at a time per thread, across processes)."""
 
     status = 409
-
-
-class ThreadOfAnotherUser(RequestError):
-    """The thread was last used by a different user: its history is not the caller's to see."""
-
-    status = 403
+    code = "thread_busy"
 
 
 @dataclass(frozen=True)
@@ -206,7 +233,7 @@ class ThreadView:
     has_messages: bool = False
     pending: tuple[PendingApproval, ...] = ()
     owner: str | None = None
-    """The user id of the thread's latest run (recorded in its checkpoint metadata)."""
+    """Who the thread belongs to: a user id, ``""`` (ownerless) or None (new, or untracked)."""
 
 
 @dataclass(frozen=True)
@@ -309,9 +336,14 @@ def _decisions(
         if item.get("type") == "mcp_approval_response":
             request_id = item.get("approval_request_id")
             if request_id in pending_ids:
-                decision: dict[str, Any] = {
-                    "action": "approve" if item.get("approve") else "reject"
-                }
+                approve = item.get("approve")
+                # Only a literal true approves: "false" (a string) is truthy in Python.
+                if not isinstance(approve, bool):
+                    raise RequestError(
+                        "mcp_approval_response.approve must be true or false, "
+                        f"got {type(approve).__name__}"
+                    )
+                decision: dict[str, Any] = {"action": "approve" if approve else "reject"}
                 if item.get("reason"):
                     decision["reason"] = item["reason"]
                 answers[request_id] = decision
@@ -369,10 +401,13 @@ def plan_turn(
     user_id: str | None,
 ) -> Turn:
     """Decide what this request sends the graph, given the thread as it stands."""
-    if thread.owner is not None and thread.owner != user_id:
+    try:
         # Thread ids travel in request bodies; without this check anyone who learns
-        # one could read (and continue) another user's conversation.
-        raise ThreadOfAnotherUser(f"thread {thread_id!r} belongs to another user")
+        # one could read (and continue) another user's conversation. The graph checks
+        # the same rule again when the run starts (checkpointing.ownership).
+        check_owner(thread_id, thread.owner, user_id)
+    except OwnershipError as exc:
+        raise ThreadOfAnotherUser(str(exc)) from None
     items = _item_dicts(request)
     custom_inputs = request.custom_inputs or {}
     if thread.pending:
@@ -393,6 +428,13 @@ def plan_turn(
     if "approval" in custom_inputs:
         raise RequestError(f"thread {thread_id!r} has nothing waiting for approval")
     return Turn(thread_id, user_id, {"messages": _messages_to_add(items, thread)})
+
+
+class IdentityServiceUnavailable(RequestError):
+    """The workspace could not be asked who a forwarded token belongs to."""
+
+    status = 503
+    code = "identity_unavailable"
 
 
 def names_a_thread(request: ResponsesAgentRequest) -> bool:
@@ -429,9 +471,16 @@ def plan_one_off(request: ResponsesAgentRequest, user_id: str | None) -> Turn | 
 
 
 def resolve_identity(
-    request: ResponsesAgentRequest, headers: Mapping[str, str], settings: Settings
+    request: ResponsesAgentRequest,
+    headers: Mapping[str, str],
+    settings: Settings,
+    identities: Identities | None = None,
 ) -> tuple[str, str | None]:
-    """The request's (thread_id, user_id); bad values raise ``RequestError``."""
+    """The request's (thread_id, user_id); bad values raise ``RequestError``.
+
+    Deployed, a request without an identity the app can trust is refused
+    (``IdentityRequired``, 401); locally it runs without a user, as before.
+    """
     custom_inputs = request.custom_inputs or {}
     context = request.context
     try:
@@ -444,18 +493,27 @@ def resolve_identity(
             getattr(context, "user_id", None),
             deployed=settings.serving.deployed,
             trust_client_user_id=settings.serving.trust_client_user_id,
+            identities=identities,
         )
     except (InvalidThreadId, InvalidUserId) as exc:
         raise RequestError(str(exc)) from exc
+    except UnverifiedIdentity as exc:
+        raise IdentityRequired(str(exc)) from None
+    except IdentityUnavailable as exc:
+        raise IdentityServiceUnavailable(str(exc)) from None
+    if user_id is None and settings.serving.deployed:
+        raise IdentityRequired(
+            "this app needs to know who you are: call it through Databricks Apps "
+            "(which forwards your identity) or with your access token"
+        )
     return thread_id, user_id
 
 
-def _thread_view(snapshot: Any) -> ThreadView:
+def _thread_view(snapshot: Any, owner: str | None = None) -> ThreadView:
     if snapshot is None:
         return ThreadView()
     messages = (snapshot.values or {}).get("messages") or []
     pending = tuple(PendingApproval.from_interrupt(i) for i in snapshot.interrupts)
-    owner = (snapshot.metadata or {}).get("user_id") if messages else None
     return ThreadView(has_messages=bool(messages), pending=pending, owner=owner)
 
 
@@ -646,9 +704,12 @@ class MemoryResponsesAgent(ResponsesAgent):
     request's (empty outside the server).
     """
 
-    def __init__(self, graph: Any, settings: Settings) -> None:
+    def __init__(
+        self, graph: Any, settings: Settings, identities: Identities | None = None
+    ) -> None:
         self.graph = graph
         self.settings = settings
+        self.identities = identities or Identities(settings.serving.databricks_host)
 
     # Planning ---------------------------------------------------------------
 
@@ -665,10 +726,10 @@ class MemoryResponsesAgent(ResponsesAgent):
     def _has_checkpointer(self) -> bool:
         return self.graph.checkpointer is not None
 
-    # The graph takes the thread's lock when the run starts, which over HTTP is after
-    # the response status is sent (streams) or inside MLflow's handler (a 500). A probe
-    # before that answers the usual case, a second request while a run is going, with a
-    # 409. A run that loses a race after the probe still fails cleanly in the graph.
+    # The sync path (evaluation, Model Serving) probes the lock before planning, so
+    # the usual case, a second request while a run is going, is a ThreadBusy; a run
+    # that loses a race after the probe still fails cleanly in the graph. The server
+    # does better: it holds the lock from planning to the end of the run (aopen_turn).
     def _probe_thread(self, thread_id: str) -> None:
         lock = getattr(self.graph, "thread_lock", None)
         if lock is None:
@@ -679,47 +740,73 @@ class MemoryResponsesAgent(ResponsesAgent):
         except ThreadBusyError as exc:
             raise ThreadBusy(str(exc)) from None
 
-    async def _aprobe_thread(self, thread_id: str) -> None:
-        lock = getattr(self.graph, "thread_lock", None)
-        if lock is None:
-            return
-        try:
-            async with lock.ahold(thread_id):
-                pass
-        except ThreadBusyError as exc:
-            raise ThreadBusy(str(exc)) from None
-
     def prepare(
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
     ) -> Turn:
         """Resolve thread and user and plan the turn against the thread's checkpoint."""
-        thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
+        thread_id, user_id = resolve_identity(
+            request, headers or {}, self.settings, self.identities
+        )
         check_request(request)
         if (one_off := plan_one_off(request, user_id)) is not None:
             return one_off
         self._probe_thread(thread_id)
-        snapshot = (
-            self.graph.get_state({"configurable": {"thread_id": thread_id}})
-            if self._has_checkpointer()
-            else None
+        if not self._has_checkpointer():
+            return plan_turn(request, ThreadView(), thread_id=thread_id, user_id=user_id)
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread_id}})
+        owner = self.graph.owner_of(thread_id) if hasattr(self.graph, "owner_of") else None
+        return plan_turn(
+            request, _thread_view(snapshot, owner), thread_id=thread_id, user_id=user_id
         )
-        return plan_turn(request, _thread_view(snapshot), thread_id=thread_id, user_id=user_id)
+
+    async def aopen_turn(
+        self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
+    ) -> tuple[Turn, HeldLock | AsyncExitStack]:
+        """Plan the turn while holding the thread's lock; ``aclose()`` it after the run.
+
+        The lock is taken before the thread is read, so the owner check and the plan
+        hold for the run (two server processes cannot interleave a check and a use),
+        and a busy thread is a ``ThreadBusy`` before any response is sent.
+        """
+        # Verifying a forwarded token is a blocking HTTP call: off the event loop.
+        thread_id, user_id = await asyncio.to_thread(
+            resolve_identity, request, headers or {}, self.settings, self.identities
+        )
+        check_request(request)
+        if (one_off := plan_one_off(request, user_id)) is not None:
+            return one_off, AsyncExitStack()  # no thread: nothing to lock
+        lock = getattr(self.graph, "thread_lock", None)
+        held: HeldLock | AsyncExitStack = AsyncExitStack()  # nothing to release without a lock
+        if lock is not None:
+            try:
+                held = await lock.aacquire(thread_id)
+            except ThreadBusyError as exc:
+                raise ThreadBusy(str(exc)) from None
+        try:
+            if not self._has_checkpointer():
+                turn = plan_turn(request, ThreadView(), thread_id=thread_id, user_id=user_id)
+            else:
+                snapshot = await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
+                owner = (
+                    await self.graph.aowner_of(thread_id)
+                    if hasattr(self.graph, "aowner_of")
+                    else None
+                )
+                turn = plan_turn(
+                    request, _thread_view(snapshot, owner), thread_id=thread_id, user_id=user_id
+                )
+        except BaseException:
+            await held.aclose()
+            raise
+        return turn, held
 
     async def aprepare(
         self, request: ResponsesAgentRequest, headers: Mapping[str, str] | None = None
     ) -> Turn:
-        """Async twin of ``prepare``."""
-        thread_id, user_id = resolve_identity(request, headers or {}, self.settings)
-        check_request(request)
-        if (one_off := plan_one_off(request, user_id)) is not None:
-            return one_off
-        await self._aprobe_thread(thread_id)
-        snapshot = (
-            await self.graph.aget_state({"configurable": {"thread_id": thread_id}})
-            if self._has_checkpointer()
-            else None
-        )
-        return plan_turn(request, _thread_view(snapshot), thread_id=thread_id, user_id=user_id)
+        """Async twin of ``prepare`` (the lock is released once the turn is planned)."""
+        turn, held = await self.aopen_turn(request, headers)
+        await held.aclose()
+        return turn
 
     # Running ----------------------------------------------------------------
 

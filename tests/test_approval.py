@@ -11,6 +11,7 @@ import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.types import Command
 
+from checkpointing.ownership import ThreadOfAnotherUser
 from graph.approvals import decision, pending_approvals, pending_in_thread
 from graph.validation import InvalidInput
 from nodes.review_tool_calls import InvalidDecision, parse_decision
@@ -154,15 +155,19 @@ def test_resume_with_the_head_checkpoint_id_resumes_instead_of_replaying(
     assert _deleted(database_url) == ["k1"]
 
 
-def test_resume_runs_as_the_user_the_request_was_made_for(graph: Any) -> None:
+def test_resume_runs_as_the_user_the_request_was_made_for(graph: Any, database_url: str) -> None:
     from graph.context import Context
 
     graph.invoke({"messages": [("user", "delete k1")]}, _config("t"), context=Context("alice"))
     (pending,) = pending_in_thread(graph, "t")
     assert pending.user_id == "alice"
-    with pytest.raises(InvalidInput, match="made for another user"):
+    with pytest.raises(ThreadOfAnotherUser, match="belongs to another user"):
         graph.invoke(decision("approve"), _config("t"), context=Context("bob"))
-    result = graph.invoke(decision("approve"), _config("t"))  # no user given: alice's
+    # A caller without a user id never inherits the paused user's identity.
+    with pytest.raises(ThreadOfAnotherUser, match="belongs to a user"):
+        graph.invoke(decision("approve"), _config("t"))
+    assert _deleted(database_url) == []
+    result = graph.invoke(decision("approve"), _config("t"), context=Context("alice"))
     assert result["messages"][-1].content == "deleted k1 for alice"
 
 

@@ -14,6 +14,7 @@ from checkpointing import (
     ThreadLock,
     ToolCallLedger,
     asetup_checkpoint_tables,
+    asetup_thread_owners,
     asetup_tool_ledger,
 )
 from database.connect import CONNECTION_KWARGS
@@ -33,6 +34,7 @@ async def test_async_run_pause_resume_lock_and_ledger(
     ) as pool:
         await asetup_checkpoint_tables(pool)
         await asetup_tool_ledger(pool)
+        await asetup_thread_owners(pool)
         graph = build_graph(
             AsyncMemoryAgentSaver(pool),
             model=ScriptedModel(),

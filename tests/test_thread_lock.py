@@ -107,3 +107,45 @@ def test_lock_in_one_process_busy_then_free(database_url: str) -> None:
             assert conn.execute("SHOW lock_timeout").fetchone()["lock_timeout"] == "0"
     assert thread_lock_key("a") != thread_lock_key("b")
     assert -(2**63) <= thread_lock_key("é" * 256) < 2**63
+
+
+async def test_a_run_that_joins_a_held_lock_keeps_it_after_the_taker_lets_go(
+    database_url: str,
+) -> None:
+    import asyncio
+    import contextvars
+
+    from psycopg_pool import AsyncConnectionPool
+
+    from database.connect import CONNECTION_KWARGS
+
+    async with AsyncConnectionPool(
+        database_url, kwargs=CONNECTION_KWARGS, min_size=1, max_size=4, open=False
+    ) as pool:
+        lock = ThreadLock(pool)
+
+        async def probe() -> bool:
+            try:
+                async with lock.ahold("t"):
+                    return True
+            except ThreadBusyError:
+                return False
+
+        def elsewhere() -> asyncio.Task[bool]:  # a context that holds nothing
+            return asyncio.create_task(probe(), context=contextvars.Context())
+
+        held = await lock.aacquire("t")  # a request takes the lock...
+        entered, finish = asyncio.Event(), asyncio.Event()
+
+        async def run() -> None:  # ...and starts a run that outlives it (a background run)
+            async with lock.ahold("t"):
+                entered.set()
+                await finish.wait()
+
+        task = asyncio.create_task(run())
+        await entered.wait()
+        await held.aclose()  # the request ends first
+        assert await elsewhere() is False  # the run still holds the thread
+        finish.set()
+        await task
+        assert await elsewhere() is True

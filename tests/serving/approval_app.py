@@ -21,8 +21,10 @@ from langchain_core.tools import tool
 from checkpointing import (
     AsyncMemoryAgentSaver,
     ThreadLock,
+    ThreadOwners,
     ToolCallLedger,
     asetup_checkpoint_tables,
+    asetup_thread_owners,
     asetup_tool_ledger,
 )
 from database import aopen_database
@@ -46,11 +48,13 @@ async def open_approval_graph(settings: Settings) -> AsyncIterator[Any]:
     async with aopen_database(settings.database) as database:
         await asetup_checkpoint_tables(database.pool)
         await asetup_tool_ledger(database.pool)
+        await asetup_thread_owners(database.pool)
         graph = build_graph(
             checkpointer=AsyncMemoryAgentSaver(database.pool),
             tools=[*BASE_TOOLS, save_memory],
             ledger=ToolCallLedger(database.pool),
             thread_lock=ThreadLock(database.pool),
+            thread_owners=ThreadOwners(database.pool),
         )
         graph.memory_available = True
         graph.memory_status = "memory available (approval test graph)"

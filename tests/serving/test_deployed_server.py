@@ -51,12 +51,16 @@ def server_without_database(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def test_client_user_id_is_ignored_when_deployed(deployed_server: RunningServer) -> None:
-    response = deployed_server.client().responses.create(
-        input="hello",
-        model="agent",
-        extra_body={"custom_inputs": {"user_id": "mallory"}, "context": {"user_id": "mallory"}},
-    )
-    assert response.custom_outputs["user_id"] is None
+    import openai
+
+    # A body-supplied id is no identity: with nothing else, the request is refused.
+    with pytest.raises(openai.AuthenticationError) as caught:
+        deployed_server.client().responses.create(
+            input="hello",
+            model="agent",
+            extra_body={"custom_inputs": {"user_id": "mallory"}, "context": {"user_id": "mallory"}},
+        )
+    assert "identity_required" in str(caught.value)
 
 
 def test_forwarded_identity_wins_when_deployed(deployed_server: RunningServer) -> None:

@@ -23,10 +23,14 @@ from tests.store.turns import ask as _ask
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _resume(graph: Any, decision: dict[str, Any], thread: str) -> str:
+def _resume(graph: Any, decision: dict[str, Any], thread: str, user: str = "alice") -> str:
     from langgraph.types import Command
 
-    result = graph.invoke(Command(resume=decision), {"configurable": {"thread_id": thread}})
+    result = graph.invoke(
+        Command(resume=decision),
+        {"configurable": {"thread_id": thread}},
+        context=Context(user_id=user),
+    )
     return str(result["messages"][-1].content)
 
 

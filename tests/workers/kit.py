@@ -181,8 +181,10 @@ def open_test_graph(url: str) -> Iterator[Any]:
     from checkpointing import (
         MemoryAgentSaver,
         ThreadLock,
+        ThreadOwners,
         ToolCallLedger,
         setup_checkpoint_tables,
+        setup_thread_owners,
         setup_tool_ledger,
     )
     from database.connect import CONNECTION_KWARGS
@@ -191,6 +193,7 @@ def open_test_graph(url: str) -> Iterator[Any]:
     with ConnectionPool(url, kwargs=CONNECTION_KWARGS, min_size=1, max_size=5, open=True) as pool:
         setup_checkpoint_tables(pool)
         setup_tool_ledger(pool)
+        setup_thread_owners(pool)
         with pool.connection() as conn:
             conn.execute(SIDE_EFFECTS_SQL)
         yield build_graph(
@@ -199,6 +202,7 @@ def open_test_graph(url: str) -> Iterator[Any]:
             tools=scripted_tools(),
             ledger=ToolCallLedger(pool),
             thread_lock=ThreadLock(pool),
+            thread_owners=ThreadOwners(pool),
         )
 
 
