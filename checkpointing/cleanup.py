@@ -5,7 +5,8 @@ says nothing about what it removed and there is no age-based expiry
 (langgraph PR #6661, langgraphjs#1138). Here a thread's age is the time of its
 newest checkpoint (``checkpoint->>'ts'``, written by LangGraph on every step),
 and a deletion removes the thread's checkpoints, pending writes, blobs and
-tool-call ledger rows in one transaction and reports how many of each. Other
+tool-call ledger rows and owner record in one transaction and reports how many
+of each. Other
 threads are never touched: every statement is keyed on the thread ids chosen.
 """
 
@@ -15,7 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-THREAD_TABLES = ("checkpoints", "checkpoint_writes", "checkpoint_blobs", "tool_call_ledger")
+THREAD_TABLES = (
+    "checkpoints",
+    "checkpoint_writes",
+    "checkpoint_blobs",
+    "tool_call_ledger",
+    "thread_owners",
+)
 
 IDLE_THREADS_SQL = """
 SELECT thread_id, max((checkpoint ->> 'ts')::timestamptz) AS updated_at
@@ -32,7 +39,8 @@ class ThreadDeletion:
 
     thread_ids: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
-    """Rows per table: checkpoints, checkpoint_writes, checkpoint_blobs, tool_call_ledger."""
+    """Rows per table: checkpoints, checkpoint_writes, checkpoint_blobs, tool_call_ledger,
+    thread_owners."""
 
     @property
     def threads(self) -> int:

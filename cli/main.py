@@ -703,8 +703,9 @@ def command_consolidate(args: argparse.Namespace) -> int:
             )
         if report["approval_thread"]:
             print(
-                f"  waiting for approval in thread {report['approval_thread']}: "
-                "see `memory-agent pending`, decide with `memory-agent resume`"
+                f"  waiting for approval in thread {report['approval_thread']}: see "
+                f"`memory-agent pending`, decide with `memory-agent resume "
+                f"{report['approval_thread']} --user {report['user_id']} --approve | --reject`"
             )
     if not reports:
         print("no users with memories")

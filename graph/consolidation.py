@@ -27,7 +27,8 @@ def propose_deletions(graph: Any, user_id: str, deletions: list[Deletion]) -> st
     if graph.checkpointer is None:
         raise RuntimeError("proposing deletions needs saved threads (a checkpointer) to pause on")
     thread_id = f"consolidate-{encode_user_id(user_id)[:80]}-{uuid.uuid4().hex[:8]}"
-    config = {"configurable": {"thread_id": thread_id}}
+    # The thread is the user's (checkpointing.ownership): made and resumed as that user.
+    config = {"configurable": {"thread_id": thread_id, "user_id": user_id}}
     reasons = "; ".join(f"{d.key}: {d.reason} ({d.content[:60]})" for d in deletions)
     proposal = AIMessage(
         content=f"Consolidation proposes deleting {len(deletions)} memories: {reasons}",

@@ -44,12 +44,17 @@ UNAVAILABLE = "Long-term memory is unavailable right now. Answer without it and 
 
 
 def runtime_user_id(runtime: ToolRuntime[Any, Any]) -> str | None:
-    """The run's user id from the trusted run-time context (a Context object or a dict)."""
+    """The run's user id from the trusted run-time context (a Context object or a dict), or
+    from ``config["configurable"]["user_id"]``."""
     context = runtime.context
     user_id = (
         context.get("user_id") if isinstance(context, dict) else getattr(context, "user_id", None)
     )
-    return user_id or None
+    if not user_id:
+        # As graph.context.run_context does for the nodes: trusted code may pass the
+        # user in config["configurable"] instead (the tool's schema never has it).
+        user_id = ((runtime.config or {}).get("configurable") or {}).get("user_id")
+    return str(user_id) if user_id else None
 
 
 def provenance(runtime: ToolRuntime[Any, Any], source: str = "tool") -> Provenance:

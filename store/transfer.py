@@ -32,7 +32,13 @@ from store.revisions import Provenance
 
 EXPORT_FORMAT = "memory-agent/user-export"
 EXPORT_VERSION = 1
-THREAD_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "tool_call_ledger")
+THREAD_TABLES = (
+    "checkpoints",
+    "checkpoint_blobs",
+    "checkpoint_writes",
+    "tool_call_ledger",
+    "thread_owners",
+)
 
 
 class InvalidExport(ValueError):
@@ -104,6 +110,8 @@ def _check_export(data: Any) -> tuple[str, dict[str, list[dict[str, Any]]]]:
             not isinstance(row, dict) or row.get("thread_id") not in thread_ids for row in rows
         ):
             raise InvalidExport(f"threads.{table} holds rows of a thread the user has no record of")
+        if table == "thread_owners" and any(row.get("user_id") != user_id for row in rows):
+            raise InvalidExport("threads.thread_owners gives a thread to another user")
         tables[table] = rows
     return user_id, tables
 

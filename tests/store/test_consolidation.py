@@ -61,7 +61,7 @@ def test_consolidate_plans_applies_and_waits_for_approval(
         waiting = pending_approvals(graph)
         assert [(p.tool, p.user_id) for p in waiting] == [("delete_memory", "ann")]
         thread = waiting[0].thread_id
-        config = {"configurable": {"thread_id": thread}}
+        config = {"configurable": {"thread_id": thread, "user_id": "ann"}}  # ann's thread
         decided = []
         while pending := pending_approvals(graph):
             key = pending[0].args["key"]
