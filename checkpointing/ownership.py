@@ -47,7 +47,6 @@ ON CONFLICT (thread_id) DO UPDATE SET thread_id = EXCLUDED.thread_id
 RETURNING user_id
 """
 OWNER_SQL = "SELECT user_id FROM thread_owners WHERE thread_id = %s"
-DELETE_OWNER_SQL = "DELETE FROM thread_owners WHERE thread_id = %s"
 THREADS_OF_SQL = "SELECT thread_id FROM thread_owners WHERE user_id = %s ORDER BY thread_id"
 
 
