@@ -36,7 +36,10 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 # generic plan of a prepared statement) scanned all of the thread's
 # checkpoints for each step of the walk, and all of its writes for each
 # chain row: 3 ms at turn 1,000 against 1 ms at turn 10 for the same chain
-# length. Fenced, each step is one primary-key probe.
+# length. Fenced, each step is one primary-key probe. The savers run it
+# unprepared: psycopg's prepared copy, on Postgres's generic plan, took 6-7 ms
+# at turn 1,000 where the same statement planned for its values takes 2 ms
+# (planning is ~0.5 ms of that).
 DELTA_HISTORY_SQL = """
 WITH RECURSIVE chain AS (
     SELECT h.checkpoint_id, h.parent_checkpoint_id, h.version, h.inline, h.has_blob
