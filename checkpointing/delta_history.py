@@ -30,6 +30,8 @@ from typing import Any
 
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
+from checkpointing.message_reducer import copy_messages
+
 # Every lookup is a LATERAL subquery fenced with LIMIT/OFFSET so Postgres
 # cannot flatten it into a join: flattened, the planner (with a thread's
 # rows estimated at one, as on a fresh or unanalyzed table, and in the
@@ -161,11 +163,15 @@ class SnapshotCache:
 
 
 def fresh_copy(seed: Any) -> Any:
-    """A copy the channel may own: the reducer never mutates its input, but a node could."""
+    """A copy the channel may own: the reducer never mutates its input, but a node could.
+
+    A message list's copy shares the original's id index (``message_reducer``),
+    so replaying writes onto a cached snapshot does not re-index it.
+    """
     if isinstance(seed, _DeltaSnapshot) and isinstance(seed.value, list):
-        return _DeltaSnapshot(list(seed.value))
+        return _DeltaSnapshot(copy_messages(seed.value))
     if isinstance(seed, list):
-        return list(seed)
+        return copy_messages(seed)
     return seed
 
 

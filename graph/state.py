@@ -17,11 +17,13 @@ from typing import Annotated
 from langchain_core.messages import AnyMessage
 from langgraph.channels.delta import DeltaChannel
 
+from checkpointing.message_reducer import messages_delta_reducer
+
 # LangGraph's batch reducer for messages in a DeltaChannel (dedup by id,
-# RemoveMessage); add_messages takes one update at a time, which DeltaChannel
-# cannot replay in batches. LangGraph gives ids to messages written to a
-# DeltaChannel, which this reducer relies on.
-from langgraph.graph.message import _messages_delta_reducer
+# RemoveMessage), with each list's id index kept between calls
+# (checkpointing.message_reducer); add_messages takes one update at a time,
+# which DeltaChannel cannot replay in batches. LangGraph gives ids to messages
+# written to a DeltaChannel, which this reducer relies on.
 
 # Updates between full snapshots of ``messages`` (LangGraph's default): a read
 # replays at most this many writes; a snapshot step writes the whole list.
@@ -34,7 +36,7 @@ class State:
 
     messages: Annotated[
         list[AnyMessage],
-        DeltaChannel(_messages_delta_reducer, snapshot_frequency=MESSAGES_SNAPSHOT_EVERY),
+        DeltaChannel(messages_delta_reducer, snapshot_frequency=MESSAGES_SNAPSHOT_EVERY),
     ] = field(default_factory=list)
     """The conversation: user, assistant and tool messages, in order (all of them)."""
 
