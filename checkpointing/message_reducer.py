@@ -23,6 +23,9 @@ from collections import OrderedDict
 from typing import Any
 
 from langchain_core.messages import AnyMessage, BaseMessage, RemoveMessage, convert_to_messages
+from langgraph._internal._typing import MISSING
+from langgraph.channels.binop import _get_overwrite
+from langgraph.channels.delta import DeltaChannel
 from langgraph.graph.message import _messages_delta_reducer
 
 # Lists remembered with their index, newest used last: the hot threads of a
@@ -111,3 +114,32 @@ def messages_delta_reducer(
         result.append(message)
     _remember(result, index)
     return result
+
+
+class MessagesDeltaChannel(DeltaChannel):
+    """LangGraph's ``DeltaChannel`` for messages, reducing with ``messages_delta_reducer``.
+
+    Construct it like the stock one, ``MessagesDeltaChannel(_messages_delta_reducer,
+    snapshot_frequency=N)``; LangGraph rebuilds it with the same arguments.
+    """
+
+    __slots__ = ()
+
+    def _fast(self) -> Any:
+        return messages_delta_reducer if self.reducer is _messages_delta_reducer else None
+
+    def update(self, values: Any) -> bool:
+        fast = self._fast()
+        if not values or fast is None or any(_get_overwrite(v)[0] for v in values):
+            return bool(super().update(values))
+        base = self.typ() if self.value is MISSING else self.value
+        self.value = fast(base, list(values))
+        return True
+
+    def replay_writes(self, writes: Any) -> None:
+        values = [value for _, _, value in writes]
+        fast = self._fast()
+        if not values or fast is None or any(_get_overwrite(v)[0] for v in values):
+            super().replay_writes(writes)
+            return
+        self.value = fast(self.value, values)

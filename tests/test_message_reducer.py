@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import copy
 import random
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
+from langgraph.channels.delta import DeltaChannel
+from langgraph.graph import START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer
 
+from checkpointing import MemoryAgentSaver, setup_checkpoint_tables
 from checkpointing.delta_history import fresh_copy
-from checkpointing.message_reducer import messages_delta_reducer
+from checkpointing.message_reducer import MessagesDeltaChannel, messages_delta_reducer
+from database import UrlTarget, open_database
 
 
 def _write(rng: random.Random, step: int, known: list[str]) -> list[object]:
@@ -56,3 +62,56 @@ def test_an_edited_copy_does_not_use_the_originals_index() -> None:
     edited[0] = HumanMessage("c", id="c")  # same length, same last message, another id
     result = messages_delta_reducer(edited, [[AIMessage("c again", id="c")]])
     assert [(m.id, m.content) for m in result] == [("c", "c again"), ("b", "b")]
+
+
+@dataclass
+class StockDeltaChat:
+    messages: Annotated[
+        list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=3)
+    ] = field(default_factory=list)
+
+
+@dataclass
+class OurDeltaChat:
+    messages: Annotated[
+        list[AnyMessage], MessagesDeltaChannel(_messages_delta_reducer, snapshot_frequency=3)
+    ] = field(default_factory=list)
+
+
+def _reply(state: Any) -> dict[str, Any]:
+    last = state.messages[-1]
+    if len(state.messages) % 5 == 0:  # now and then, edit the user's message by id
+        return {"messages": [HumanMessage(f"edited {last.content}", id=last.id)]}
+    return {"messages": [AIMessage(f"reply {len(state.messages)}")]}
+
+
+def test_saved_threads_match_the_stock_channel(database_url: str) -> None:
+    """Tuple inputs get ids (LangGraph recognises the channel's reducer), every read agrees."""
+    with open_database(UrlTarget(database_url)) as db:
+        setup_checkpoint_tables(db.pool)
+        graphs = {}
+        for schema in (StockDeltaChat, OurDeltaChat):
+            builder = StateGraph(schema)
+            builder.add_node("reply", _reply)
+            builder.add_edge(START, "reply")
+            graphs[schema.__name__] = builder.compile(checkpointer=MemoryAgentSaver(db.pool))
+        for turn in range(12):
+            for name, graph in graphs.items():
+                graph.invoke({"messages": [("user", f"turn {turn}")]}, _config(name))
+        history = {
+            name: [
+                [(type(m), m.content) for m in s.values["messages"]]
+                for s in graph.get_state_history(_config(name))
+            ]
+            for name, graph in graphs.items()
+        }
+        assert history["OurDeltaChat"] == history["StockDeltaChat"]
+        ours = graphs["OurDeltaChat"].get_state(_config("OurDeltaChat")).values["messages"]
+        again = graphs["OurDeltaChat"].get_state(_config("OurDeltaChat")).values["messages"]
+        assert all(m.id for m in ours)
+        assert [m.id for m in ours] == [m.id for m in again]
+        assert any(m.content.startswith("edited") for m in ours)
+
+
+def _config(thread_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread_id}}
