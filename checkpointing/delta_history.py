@@ -42,51 +42,38 @@ from checkpointing.message_reducer import copy_messages
 # unprepared: psycopg's prepared copy, on Postgres's generic plan, took 6-7 ms
 # at turn 1,000 where the same statement planned for its values takes 2 ms
 # (planning is ~0.5 ms of that).
-DELTA_HISTORY_SQL = """
+# One checkpoint of the walk, found by id: its parent, the channel's version and
+# inline value, and whether a (non-empty) blob stores the channel at that version.
+_CHECKPOINT_BY_ID = """
+    CROSS JOIN LATERAL (
+        SELECT c.checkpoint_id, c.parent_checkpoint_id, v.version,
+               c.checkpoint -> 'channel_values' -> %(channel)s AS inline,
+               EXISTS (
+                   SELECT 1 FROM checkpoint_blobs b
+                   WHERE b.thread_id = %(thread_id)s AND b.checkpoint_ns = %(checkpoint_ns)s
+                     AND b.channel = %(channel)s AND b.version = v.version
+                     AND b.type <> 'empty'
+               ) AS has_blob
+        FROM checkpoints c
+        CROSS JOIN LATERAL (
+            SELECT c.checkpoint -> 'channel_versions' ->> %(channel)s AS version
+        ) AS v
+        WHERE c.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s
+          AND c.checkpoint_id = {id}
+        LIMIT 1
+    ) AS {alias}"""
+
+DELTA_HISTORY_SQL = f"""
 WITH RECURSIVE chain AS (
     SELECT h.checkpoint_id, h.parent_checkpoint_id, h.version, h.inline, h.has_blob
     FROM (
         SELECT t.parent_checkpoint_id AS id FROM checkpoints t
         WHERE t.thread_id = %(thread_id)s AND t.checkpoint_ns = %(checkpoint_ns)s
           AND t.checkpoint_id = %(checkpoint_id)s
-    ) AS head
-    CROSS JOIN LATERAL (
-        SELECT c.checkpoint_id, c.parent_checkpoint_id, v.version,
-               c.checkpoint -> 'channel_values' -> %(channel)s AS inline,
-               EXISTS (
-                   SELECT 1 FROM checkpoint_blobs b
-                   WHERE b.thread_id = %(thread_id)s AND b.checkpoint_ns = %(checkpoint_ns)s
-                     AND b.channel = %(channel)s AND b.version = v.version
-                     AND b.type <> 'empty'
-               ) AS has_blob
-        FROM checkpoints c
-        CROSS JOIN LATERAL (
-            SELECT c.checkpoint -> 'channel_versions' ->> %(channel)s AS version
-        ) AS v
-        WHERE c.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s
-          AND c.checkpoint_id = head.id
-        LIMIT 1
-    ) AS h
+    ) AS head{_CHECKPOINT_BY_ID.format(id="head.id", alias="h")}
     UNION ALL
     SELECT p.checkpoint_id, p.parent_checkpoint_id, p.version, p.inline, p.has_blob
-    FROM chain
-    CROSS JOIN LATERAL (
-        SELECT c.checkpoint_id, c.parent_checkpoint_id, v.version,
-               c.checkpoint -> 'channel_values' -> %(channel)s AS inline,
-               EXISTS (
-                   SELECT 1 FROM checkpoint_blobs b
-                   WHERE b.thread_id = %(thread_id)s AND b.checkpoint_ns = %(checkpoint_ns)s
-                     AND b.channel = %(channel)s AND b.version = v.version
-                     AND b.type <> 'empty'
-               ) AS has_blob
-        FROM checkpoints c
-        CROSS JOIN LATERAL (
-            SELECT c.checkpoint -> 'channel_versions' ->> %(channel)s AS version
-        ) AS v
-        WHERE c.thread_id = %(thread_id)s AND c.checkpoint_ns = %(checkpoint_ns)s
-          AND c.checkpoint_id = chain.parent_checkpoint_id
-        LIMIT 1
-    ) AS p
+    FROM chain{_CHECKPOINT_BY_ID.format(id="chain.parent_checkpoint_id", alias="p")}
     WHERE NOT chain.has_blob AND (chain.inline IS NULL OR chain.inline = 'null'::jsonb)
 )
 SELECT 'c'::text AS _kind, checkpoint_id, parent_checkpoint_id, version, inline, has_blob,
