@@ -149,6 +149,18 @@ def _backend_pid(pool: object) -> int:
         return int(conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
 
 
+def _kill_every_pooled_connection(database_url: str, pool: object) -> set[int]:
+    """Lend both connections of a pool of two (so both were lent just now), then end them."""
+    with pool.connection() as first, pool.connection() as second:  # type: ignore[attr-defined]
+        pids = {
+            int(conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
+            for conn in (first, second)
+        }
+    for pid in pids:
+        _terminate(database_url, pid)
+    return pids
+
+
 def test_replayed_work_skips_the_borrow_check_and_replays_on_a_checked_connection(
     database_url: str,
 ) -> None:
@@ -160,23 +172,16 @@ def test_replayed_work_skips_the_borrow_check_and_replays_on_a_checked_connectio
     with open_database(UrlTarget(database_url), min_size=2, max_size=2) as db:
         # Work that replays itself gets a connection lent moments ago unchecked:
         # when it died in between, its first statement sees it.
-        _terminate(database_url, _backend_pid(db.pool))
+        _kill_every_pooled_connection(database_url, db.pool)
         with pytest.raises(psycopg.OperationalError), replayable_borrows():
             _backend_pid(db.pool)
         # A restart kills every pooled connection: run_with_retry's first attempt
         # meets one unchecked, and its replay borrows checked, so the next dead
         # one drains the pool instead of failing the replay too.
-        with db.pool.connection() as first, db.pool.connection() as second:
-            pids = {
-                int(conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
-                for conn in (first, second)
-            }
-        for pid in pids:
-            _terminate(database_url, pid)
+        dead = _kill_every_pooled_connection(database_url, db.pool)
         stats = RetryStats()
-        assert run_with_retry(lambda: _backend_pid(db.pool), pool=db.pool, stats=stats) not in pids
+        assert run_with_retry(lambda: _backend_pid(db.pool), pool=db.pool, stats=stats) not in dead
         assert (stats.retries, stats.failures) == (1, 0)
         # Any other borrow is checked: a dead connection is replaced before use.
-        pid = _backend_pid(db.pool)
-        _terminate(database_url, pid)
-        assert _backend_pid(db.pool) != pid
+        dead = _kill_every_pooled_connection(database_url, db.pool)
+        assert _backend_pid(db.pool) not in dead
