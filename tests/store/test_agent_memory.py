@@ -19,6 +19,7 @@ from graph.agent import aopen_agent, open_agent
 from graph.context import Context
 from graph.settings import Settings
 from tests.store.turns import ask as _ask
+from tests.store.turns import on_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,9 +42,14 @@ def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings.from_env()
 
 
-def test_remember_recall_across_threads_and_forget(settings: Settings) -> None:
-    with open_agent(settings) as graph:
+def test_remember_recall_across_threads_and_forget(
+    database_url: str, memory_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AUTO_SETUP", "1")
+    with open_agent(Settings.from_env()) as graph:
         assert graph.store is not None, graph.long_term_memory_status
+        assert on_backend(graph, memory_backend)
         saved = _ask(graph, "Remember that my favourite colour is green", "A", "alice")
         assert re.fullmatch(r"Saved memory [0-9a-f-]{36}\.", saved)
         # Another thread of the same user recalls it; another user never does.
@@ -95,9 +101,14 @@ def test_without_a_user_the_tools_are_absent_and_the_agent_still_answers(
         assert not any(getattr(m, "tool_calls", None) for m in state.values["messages"])
 
 
-async def test_the_async_agent_remembers_too(settings: Settings) -> None:
-    async with aopen_agent(settings) as graph:
+async def test_the_async_agent_remembers_too(
+    database_url: str, memory_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AUTO_SETUP", "1")
+    async with aopen_agent(Settings.from_env()) as graph:
         assert graph.store is not None
+        assert on_backend(graph, memory_backend)
         result = await graph.ainvoke(
             {"messages": [("user", "Remember that my dog is Rex")]},
             {"configurable": {"thread_id": "a1"}},
