@@ -720,9 +720,14 @@ def command_export_user(args: argparse.Namespace) -> int:
     encode_user_id(args.user)  # an empty id is bad input, before opening anything
     with open_agent() as graph:
         store = _require_store(graph)
-        data = export_user(store.conn, args.user, threads=args.threads)
+        data = export_user(_pool_of(store), args.user, threads=args.threads, memory_store=store)
     print(json.dumps(data, ensure_ascii=False, indent=1))
     return 0
+
+
+def _pool_of(store: Any) -> Any:
+    # A managed store keeps the Postgres store beside it (thread records) as ``local``.
+    return getattr(store, "local", store).conn
 
 
 def command_import_user(args: argparse.Namespace) -> int:
@@ -742,7 +747,7 @@ def command_import_user(args: argparse.Namespace) -> int:
         return _fail(f"{args.file} is not JSON: {_one_line(exc)}", EXIT_BAD_INPUT)
     with open_agent() as graph:
         store = _require_store(graph)
-        counts = import_user(store.conn, data)
+        counts = import_user(_pool_of(store), data, memory_store=store)
     if args.json:
         print(json.dumps({"user_id": data["user_id"], "rows_added": counts}, ensure_ascii=False))
     else:
