@@ -177,6 +177,21 @@ def _parser() -> argparse.ArgumentParser:
     template.add_argument("--dry-run", action="store_true", help="report; change nothing")
     template.add_argument("--json", action="store_true", help="print JSON")
 
+    migrate = commands.add_parser(
+        "migrate-memories",
+        help="move memories between the Lakebase store and the managed memory store "
+        "(DATABRICKS_MEMORY_STORE)",
+    )
+    migrate.add_argument(
+        "--to", required=True, choices=("managed", "lakebase"), help="the backend to move them to"
+    )
+    migrate.add_argument(
+        "--user",
+        help="only this user (default: every user this database knows, and the shared scope)",
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="count; change nothing")
+    migrate.add_argument("--json", action="store_true", help="print JSON")
+
     consolidate = commands.add_parser(
         "consolidate",
         help="merge duplicates, resolve rival values and drop junk; deletions wait in `pending`",
@@ -725,6 +740,51 @@ def command_export_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_migrate_memories(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from graph.settings import Settings
+    from store.config import InvalidStoreName, parse_store_name
+    from store.managed import ManagedMemoryStore, make_managed_store
+    from store.migration import migrate
+    from store.namespace import encode_user_id, shared_namespace, user_namespace
+    from store.transfer import known_user_ids
+
+    settings = Settings.from_env()
+    try:  # both checked before anything is opened
+        parse_store_name(settings.memory.managed_store)
+        if args.user is not None:
+            encode_user_id(args.user)
+    except InvalidStoreName as exc:
+        return _fail(f"migrate-memories needs the managed store: {exc}", EXIT_BAD_INPUT)
+    with open_agent(settings) as graph:
+        store = _require_store(graph)
+        lakebase = getattr(store, "local", store)
+        managed = (
+            store
+            if isinstance(store, ManagedMemoryStore)
+            else make_managed_store(settings.memory.managed_store, local=lakebase)
+        )
+        managed.verify()
+        if args.user is not None:
+            namespaces = [user_namespace(args.user)]
+        else:
+            namespaces = [user_namespace(user) for user in sorted(known_user_ids(lakebase))]
+            if settings.memory.shared_scope:
+                namespaces.append(shared_namespace(settings.memory.shared_scope))
+        source, target = (lakebase, managed) if args.to == "managed" else (managed, lakebase)
+        report = migrate(source, target, namespaces, to=args.to, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+        return 0
+    verb = "would move" if args.dry_run else "moved"
+    print(
+        f"{verb} {report.total('found')} memories of {len(report.counts)} users/scopes to "
+        f"{args.to}: {report.total('copied')} copied, {report.total('already_there')} already "
+        f"there, {report.total('removed')} removed from the source"
+    )
+    return 0
+
+
 def _pool_of(store: Any) -> Any:
     # A managed store keeps the Postgres store beside it (thread records) as ``local``.
     return getattr(store, "local", store).conn
@@ -963,6 +1023,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export-user": command_export_user,
     "import-user": command_import_user,
     "import-template-memories": command_import_template_memories,
+    "migrate-memories": command_migrate_memories,
     "consolidate": command_consolidate,
     "delete-thread": command_delete_thread,
     "sweep": command_sweep,
