@@ -893,11 +893,22 @@ def command_status(args: argparse.Namespace) -> int:
     health = target_health(
         settings.database, required=RUN_TABLES, optional=(*MEMORY_TABLES, *BACKGROUND_TABLES)
     )
+    managed = None
+    if settings.memory.backend == "managed":
+        from store.managed import managed_health
+
+        managed = managed_health(settings.memory.managed_store)
     if args.json:
-        print(json.dumps(health.as_dict(), ensure_ascii=False))
+        report = health.as_dict()
+        if managed is not None:
+            report["long_term_memory"] = managed.as_dict()
+        print(json.dumps(report, ensure_ascii=False))
     else:
         print("\n".join(health.lines()))
-    return 0 if health.memory_available else EXIT_FAILED
+        if managed is not None:
+            print("\n".join(managed.lines()))
+    ok = health.memory_available and (managed is None or managed.ok)
+    return 0 if ok else EXIT_FAILED
 
 
 def command_pending(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -70,7 +71,7 @@ from langgraph.store.base import (
     SearchOp,
 )
 
-from store.config import StoreName, parse_store_name
+from store.config import InvalidStoreName, StoreName, parse_store_name
 from store.namespace import NAMESPACE_ROOT, SHARED_ROOT, decode_user_label
 
 MEMORY_STORES_API = "/api/2.1/unity-catalog/memory-stores"
@@ -96,13 +97,26 @@ class ManagedMemoryError(RuntimeError):
     """A managed memory store refused or failed a call; the message is one line saying what to do."""
 
 
+class StoreNotFound(ManagedMemoryError):
+    """The memory store does not exist (or the caller may not know it does)."""
+
+
 def grant_statements(store: StoreName, principal: str) -> list[str]:
-    """The SQL an owner runs so ``principal`` (the app's service principal) can use the store."""
-    who = f"`{principal}`"
+    """What an owner runs so ``principal`` (the app's service principal) can use the store.
+
+    USE CATALOG / USE SCHEMA are ordinary Unity Catalog SQL. The store's own privileges
+    (READ_MEMORY_STORE, WRITE_MEMORY_STORE) are granted through Unity Catalog's
+    permissions API on the MEMORY_STORE securable, as Databricks' managed-memory skill
+    does (bundles and SQL grants do not cover the Beta securable yet).
+    """
+    changes = json.dumps(
+        {"changes": [{"principal": principal, "add": ["READ_MEMORY_STORE", "WRITE_MEMORY_STORE"]}]}
+    )
     return [
-        f"GRANT USE CATALOG ON CATALOG {store.catalog} TO {who};",
-        f"GRANT USE SCHEMA ON SCHEMA {store.catalog}.{store.schema} TO {who};",
-        f"GRANT {READ}, {WRITE} ON MEMORY STORE {store.full_name} TO {who};",
+        f"GRANT USE CATALOG ON CATALOG {store.catalog} TO `{principal}`;",
+        f"GRANT USE SCHEMA ON SCHEMA {store.catalog}.{store.schema} TO `{principal}`;",
+        f"databricks api patch /api/2.1/unity-catalog/permissions/memory_store/{store.full_name}"
+        f" --json '{changes}'",
     ]
 
 
@@ -231,7 +245,7 @@ class MemoryStoreClient:
         except NotFound as exc:
             if missing_ok:
                 return None
-            raise ManagedMemoryError(
+            raise StoreNotFound(
                 f"memory store {self.store.full_name} not found ({_one_line(exc)}); create it with "
                 "`python setup_lakebase.py --memory-store` or fix DATABRICKS_MEMORY_STORE"
             ) from None
@@ -515,3 +529,69 @@ def make_managed_store(
     environment's workspace client."""
     name = parse_store_name(full_name)
     return ManagedMemoryStore(MemoryStoreClient(name, client or workspace_client()), local)
+
+
+LIMITS = (
+    "search is the service's ranking: no scores, no MEMORY_SEARCH_MODE (hybrid/vector/lexical)",
+    "near-duplicates are not merged by similarity (a fact about the same subject still updates)",
+    "no revision history (memories history/restore need MEMORY_BACKEND=lakebase)",
+    "listing reads each memory: one request per memory shown",
+)
+"""What the managed backend does not do that the Lakebase backend does (status, setup --check)."""
+
+
+@dataclass
+class ManagedHealth:
+    """What ``memory-agent status`` and ``setup_lakebase.py --check`` report of a managed store."""
+
+    store: str | None
+    ok: bool = False
+    problem: str | None = None
+    limits: tuple[str, ...] = LIMITS
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "backend": "managed",
+            "store": self.store,
+            "ok": self.ok,
+            "problem": self.problem,
+            "limits": list(self.limits),
+        }
+
+    def lines(self) -> list[str]:
+        if self.ok:
+            out = [
+                f"[ok  ] long-term memory: managed memory store {self.store} (READ MEMORY STORE)"
+            ]
+        else:
+            out = [
+                f"[FAIL] long-term memory: managed memory store {self.store}",
+                f"  fix: {self.problem}",
+            ]
+        out.append("  note: WRITE MEMORY STORE is checked at the first write")
+        out.extend(f"  limit: {limit}" for limit in self.limits)
+        return out
+
+
+def managed_health(full_name: str | None, client: Any = None) -> ManagedHealth:
+    """Whether the store is named right, exists and can be read (changes nothing)."""
+    try:
+        make_managed_store(full_name, client=client).verify()
+    except (InvalidStoreName, ManagedMemoryError) as exc:
+        return ManagedHealth(full_name, problem=_one_line(exc))
+    except Exception as exc:  # no workspace configured, unreachable host: one line
+        return ManagedHealth(full_name, problem=f"{type(exc).__name__}: {_one_line(exc)}")
+    return ManagedHealth(full_name, ok=True)
+
+
+def ensure_store(full_name: str | None, client: Any = None) -> bool:
+    """Create the store unless it exists (needs CREATE MEMORY STORE on the schema); True when
+    it was created."""
+    store = make_managed_store(full_name, client=client)
+    try:
+        store.verify()
+        return False
+    except StoreNotFound:
+        pass
+    store.client.create_store("Long-term memory of the memory agent")
+    return True

@@ -22,6 +22,7 @@ from psycopg import sql
 
 from database.embedded import EmbeddedPostgres
 from database.targets import with_database
+from tests.managed_memory_harness import ALL_PRIVILEGES
 
 # Every variable the agent reads; tests start from none of them set.
 AGENT_ENV_VARS = (
@@ -165,7 +166,7 @@ def memory_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     if request.param == "managed":
         service = request.getfixturevalue("memory_service_session")
         with service.state.lock:
-            service.state.privileges |= {"READ MEMORY STORE", "WRITE MEMORY STORE"}
+            service.state.privileges = set(ALL_PRIVILEGES)
             service.state.throttle = 0
         name = f"main.agent_tests.memory_{uuid.uuid4().hex[:12]}"
         service.add_store(name)

@@ -237,9 +237,21 @@ class _Handler(BaseHTTPRequestHandler):
     def _check(scope: Any, path: Any) -> tuple[str, str]:
         if not isinstance(scope, str) or not scope:
             raise _Failure(400, "INVALID_PARAMETER_VALUE", "scope is required")
-        if not isinstance(path, str) or not path.startswith("/memories/") or "//" in path:
+        # The documented limits: /memories/..., at most 1024 characters, no whitespace or
+        # control characters, no empty segment, no trailing "/".
+        if (
+            not isinstance(path, str)
+            or not path.startswith("/memories/")
+            or len(path) > 1024
+            or "//" in path
+            or path.endswith("/")
+            or any(c.isspace() or ord(c) < 32 for c in path)
+        ):
             raise _Failure(
-                400, "INVALID_PARAMETER_VALUE", f"path {path!r} must start with /memories/"
+                400,
+                "INVALID_PARAMETER_VALUE",
+                f"path {path!r} must start with /memories/, have no whitespace, control "
+                "characters or empty segments, and be at most 1024 characters",
             )
         return scope, path
 

@@ -15,6 +15,7 @@ from graph.settings import Settings
 from store import memories
 from store.managed import make_managed_store
 from store.namespace import shared_namespace, user_namespace
+from tests.managed_memory_harness import ALL_PRIVILEGES
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def service(database_url: str, memory_service_session: Any, monkeypatch: pytest.
     """Lakebase as the agent's backend, a fresh managed store beside it to migrate to."""
     service = memory_service_session
     with service.state.lock:
-        service.state.privileges |= {"READ MEMORY STORE", "WRITE MEMORY STORE"}
+        service.state.privileges = set(ALL_PRIVILEGES)
     name = f"main.agent_tests.migrate_{id(monkeypatch):x}"
     service.add_store(name)
     for variable, value in service.environment().items():
