@@ -7,6 +7,7 @@ DATABASE_URL); the CLI tests run ``memory-agent`` as real OS processes.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -154,8 +155,16 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-def test_memories_and_forget_user_commands(subprocess_env: dict[str, str]) -> None:
-    env = {**subprocess_env, "AUTO_SETUP": "1"}
+def test_memories_and_forget_user_commands(
+    subprocess_env: dict[str, str], memory_backend: str
+) -> None:
+    # Real processes; on the managed backend they reach this process's REST stand-in.
+    backend = ("MEMORY_BACKEND", "DATABRICKS_MEMORY_STORE", "DATABRICKS_HOST", "DATABRICKS_TOKEN")
+    env = {
+        **subprocess_env,
+        "AUTO_SETUP": "1",
+        **{name: os.environ[name] for name in backend if name in os.environ},
+    }
     for text, thread in (("my city is Lyon", "t1"), ("my dog is Rex", "t2")):
         result = cli(
             ["ask", f"Remember that {text}", "--user", "a.b@x.com", "--thread", thread], env
