@@ -369,7 +369,7 @@ def log_agent_model(
     """Log the agent as a ResponsesAgent model from code; return its URI and resources."""
     import mlflow
 
-    from serving.tracing import LOCAL_EXPERIMENT, local_tracking_uri
+    from serving.tracing import LOCAL_EXPERIMENT, local_tracking_uri, use_experiment
 
     environ = os.environ if environ is None else environ
     instance = lakebase_instance_name(settings, workspace_client)
@@ -382,11 +382,11 @@ def log_agent_model(
     if experiment and experiment.isdigit():
         found = mlflow.set_experiment(experiment_id=experiment)
     elif experiment:
-        found = mlflow.set_experiment(experiment)
+        found = use_experiment(experiment)
     elif settings.serving.mlflow_experiment_id:
         found = mlflow.set_experiment(experiment_id=settings.serving.mlflow_experiment_id)
     else:
-        found = mlflow.set_experiment(LOCAL_EXPERIMENT)
+        found = use_experiment(LOCAL_EXPERIMENT)
     target = settings.database
     model_metadata = {
         "memory_agent": {

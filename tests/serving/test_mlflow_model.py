@@ -41,6 +41,10 @@ def test_logged_model_answers_with_memory_in_a_fresh_process_and_statelessly_wit
     pins = requirements.read_text().splitlines()
     assert any(pin.startswith("langgraph==") for pin in pins)
     assert not any(pin.startswith(("pytest==", "ruff==", "mypy==")) for pin in pins)
+    # Artifacts beside the SQLite store, not in an mlruns/ of the directory it ran in.
+    experiment = mlflow.get_experiment_by_name("memory-agent")
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").resolve().as_uri()
+    assert not (REPO / "mlruns").exists()
 
     # A fresh process with a database: told in one thread, recalled in another. Then
     # the model loaded again with no database: it answers, without memory, after one warning.
