@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,6 +83,8 @@ VALUE_END = " -->"
 DESCRIPTION_CHARACTERS = 200
 SEARCH_TOP_K_MAX = 50  # the documented maximum of entries:search's top_k
 LIST_PAGE_SIZE = 200
+ABORTED_ATTEMPTS = 3
+ABORTED_BACKOFF_SECONDS = 0.2
 MEMORY_ROOTS = (NAMESPACE_ROOT, SHARED_ROOT)
 # A key becomes the rest of a path: these characters stay as they are, the others
 # are percent-encoded (so "a b" and "a%20b" are different keys and paths).
@@ -225,34 +228,67 @@ class MemoryStoreClient:
         self._entries = f"{MEMORY_STORES_API}/{store.full_name}/entries"
 
     def _do(
-        self, privilege: str, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any
+        self,
+        privilege: str,
+        method: str,
+        path: str,
+        *,
+        missing_ok: bool = False,
+        exists_ok: bool = False,
+        **kwargs: Any,
     ) -> Any:
-        from databricks.sdk.errors import DatabricksError, NotFound, PermissionDenied
+        from databricks.sdk.errors import (
+            Aborted,
+            AlreadyExists,
+            DatabricksError,
+            NotFound,
+            PermissionDenied,
+            ResourceAlreadyExists,
+        )
 
-        try:
-            return self.workspace_client.api_client.do(method, path, **kwargs) or {}
-        except PermissionDenied as exc:
-            on = (
-                f"schema {self.store.catalog}.{self.store.schema}"
-                if privilege == CREATE
-                else f"memory store {self.store.full_name}"
-            )
-            raise ManagedMemoryError(
-                f"permission denied: {privilege} on {on} is needed "
-                f"(`python setup_lakebase.py --memory-store` prints the GRANT to run); "
-                f"the service said: {_one_line(exc)}"
-            ) from None
-        except NotFound as exc:
-            if missing_ok:
-                return None
-            raise StoreNotFound(
-                f"memory store {self.store.full_name} not found ({_one_line(exc)}); create it with "
-                "`python setup_lakebase.py --memory-store` or fix DATABRICKS_MEMORY_STORE"
-            ) from None
-        except DatabricksError as exc:
-            raise ManagedMemoryError(
-                f"memory store {self.store.full_name}: {exc.error_code or 'error'}: {_one_line(exc)}"
-            ) from None
+        for attempt in range(ABORTED_ATTEMPTS):
+            try:
+                return self.workspace_client.api_client.do(method, path, **kwargs) or {}
+            except Aborted as exc:
+                # A concurrent write to the same entry: Databricks' managed-memory skill
+                # calls ABORTED safe to retry, and the SDK's client does not (it retries
+                # 429/503 only), so a few quick retries here.
+                if attempt + 1 == ABORTED_ATTEMPTS:
+                    raise ManagedMemoryError(
+                        f"memory store {self.store.full_name}: ABORTED {ABORTED_ATTEMPTS} times "
+                        f"(concurrent writes): {_one_line(exc)}"
+                    ) from None
+                time.sleep(ABORTED_BACKOFF_SECONDS * (attempt + 1))
+            except (AlreadyExists, ResourceAlreadyExists) as exc:
+                if exists_ok:
+                    return None
+                raise ManagedMemoryError(
+                    f"memory store {self.store.full_name}: already exists: {_one_line(exc)}"
+                ) from None
+            except PermissionDenied as exc:
+                on = (
+                    f"schema {self.store.catalog}.{self.store.schema}"
+                    if privilege == CREATE
+                    else f"memory store {self.store.full_name}"
+                )
+                raise ManagedMemoryError(
+                    f"permission denied: {privilege} on {on} is needed "
+                    f"(`python setup_lakebase.py --memory-store` prints the grants to run); "
+                    f"the service said: {_one_line(exc)}"
+                ) from None
+            except NotFound as exc:
+                if missing_ok:
+                    return None
+                raise StoreNotFound(
+                    f"memory store {self.store.full_name} not found ({_one_line(exc)}); create it "
+                    "with `python setup_lakebase.py --memory-store` or fix DATABRICKS_MEMORY_STORE"
+                ) from None
+            except DatabricksError as exc:
+                raise ManagedMemoryError(
+                    f"memory store {self.store.full_name}: {exc.error_code or 'error'}: "
+                    f"{_one_line(exc)}"
+                ) from None
+        raise AssertionError("unreachable")
 
     # -- the store ----------------------------------------------------------
 
@@ -293,9 +329,13 @@ class MemoryStoreClient:
                 return entries
             query = {**query, "page_token": token}
 
-    def create_entry(self, scope: str, path: str, contents: str, description: str) -> None:
+    def create_entry(self, scope: str, path: str, contents: str, description: str) -> bool:
+        """Create the entry; False when the path is taken (create is create-only)."""
         body = {"path": path, "contents": contents, "description": description}
-        self._do(WRITE, "POST", self._entries, query={"scope": scope}, body=body)
+        created = self._do(
+            WRITE, "POST", self._entries, exists_ok=True, query={"scope": scope}, body=body
+        )
+        return created is not None
 
     def replace_entry(self, scope: str, path: str, contents: str, description: str) -> None:
         body = {
@@ -438,11 +478,13 @@ class ManagedMemoryStore(BaseStore):
                 self.client.delete_entry(scope, path)
             return
         contents, description = encode_value(value)
-        if self.client.get_entry(scope, path) is None:
-            # Create-only on the service: an existing path is changed with PATCH instead.
-            self.client.create_entry(scope, path, contents, description)
-        else:
-            self.client.replace_entry(scope, path, contents, description)
+        # Create is create-only on the service: an existing path (or one another writer
+        # created meanwhile) is changed with PATCH instead.
+        if self.client.get_entry(scope, path) is None and self.client.create_entry(
+            scope, path, contents, description
+        ):
+            return
+        self.client.replace_entry(scope, path, contents, description)
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         namespace = op.namespace_prefix

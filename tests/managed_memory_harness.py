@@ -19,7 +19,8 @@ memory tools:
   404 ``NOT_FOUND`` for a missing store or entry, 400
   ``INVALID_PARAMETER_VALUE`` for a bad name, path or body, and 429
   ``REQUEST_LIMIT_EXCEEDED`` with ``Retry-After`` while ``throttle`` is above
-  zero.
+  zero, 409 ``ABORTED`` (a concurrent write) while ``abort_writes`` is, and 409
+  ``ALREADY_EXISTS`` for a create on a taken path.
 
 Search is a stand-in for the service's semantic retrieval with keyword
 boosting: words shared with the query (contents and description), ties broken by
@@ -60,6 +61,8 @@ class MemoryServiceState:
     throttle: int = 0
     """Answer this many more requests with 429 + Retry-After: 1."""
     throttled: int = 0
+    abort_writes: int = 0
+    """Answer this many more entry writes with 409 ABORTED (a concurrent-write conflict)."""
     requests: list[tuple[str, str]] = field(default_factory=list)
     clock_ms: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -133,6 +136,11 @@ class _Handler(BaseHTTPRequestHandler):
                     {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "too many requests"},
                     {"Retry-After": "1"},
                 )
+                return
+        with state.lock:
+            if state.abort_writes > 0 and method != "GET" and "/entries" in path:
+                state.abort_writes -= 1
+                self._reply(409, {"error_code": "ABORTED", "message": "concurrent write, retry"})
                 return
         try:
             with state.lock:

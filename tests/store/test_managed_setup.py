@@ -91,3 +91,12 @@ def test_throttling_is_waited_out_by_the_sdk_client(service: Any) -> None:
     saved = memories.save_memory(store, "ann", "my city is Lyon")
     assert service.state.throttled == 2
     assert store.get(("user_memories", "ann"), saved.key) is not None
+    # ABORTED (a concurrent write): retried here, as the SDK's client does not.
+    with service.state.lock:
+        service.state.abort_writes = 2
+    assert memories.update_memory(store, "ann", saved.key, "my city is Paris") is not None
+    assert service.state.abort_writes == 0
+    assert store.get(("user_memories", "ann"), saved.key).value["content"] == "my city is Paris"  # type: ignore[union-attr]
+    # Create is create-only: a taken path answers False (the store then PATCHes), not an error.
+    assert store.client.create_entry("ann", "/memories/late", "first", "first")
+    assert not store.client.create_entry("ann", "/memories/late", "second", "second")
