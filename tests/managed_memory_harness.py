@@ -39,9 +39,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.loopback_http import LoopbackServer, LoopbackService
 
 STORES = "/api/2.1/unity-catalog/memory-stores"
 ALL_PRIVILEGES = frozenset({"CREATE MEMORY STORE", "READ MEMORY STORE", "WRITE MEMORY STORE"})
@@ -84,7 +86,7 @@ def _words(text: str) -> list[str]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: LoopbackServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         pass
@@ -389,39 +391,13 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, {"results": results}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state: MemoryServiceState, token: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
-        self.token = token
-
-
-class MemoryService:
+class MemoryService(LoopbackService):
     """The stand-in, served on 127.0.0.1:<free port> from a thread; ``stop()`` ends it."""
 
+    state: MemoryServiceState
+
     def __init__(self) -> None:
-        self.state = MemoryServiceState()
-        self.token = f"dapi-{secrets.token_hex(8)}"
-        self._server = _Server(self.state, self.token)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="memory-service-stand-in", daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout=10)
-        self._server.server_close()
+        super().__init__(_Handler, MemoryServiceState(), "memory-service-stand-in")
 
     def add_store(self, full_name: str) -> None:
         """Create a store as its owner would (not through the API)."""
@@ -448,13 +424,6 @@ class MemoryService:
                 for (store, s, path), entry in self.state.entries.items()
                 if store == full_name and s == scope
             }
-
-    def workspace_client(self) -> Any:
-        from databricks.sdk import WorkspaceClient
-        from databricks.sdk.config import Config
-
-        config = Config(host=self.url, token=self.token, auth_type="pat", retry_timeout_seconds=20)
-        return WorkspaceClient(config=config)
 
     def environment(self) -> dict[str, str]:
         """The variables that point the SDK's default client here."""
