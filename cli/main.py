@@ -692,6 +692,7 @@ def command_consolidate(args: argparse.Namespace) -> int:
     reports = []
     with open_agent(settings) as graph:
         store = _require_store(graph)
+        _lakebase_only(store, "consolidate")
         users = [args.user] if args.user else sorted(known_user_ids(store))
         for user in users:
             plan = plan_consolidation(store, user, dedup_threshold=settings.memory.dedup_threshold)
@@ -785,6 +786,18 @@ def command_migrate_memories(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lakebase_only(store: Any, command: str) -> None:
+    from store.managed import ManagedMemoryStore
+
+    if isinstance(store, ManagedMemoryStore):
+        from graph.settings import SettingsError
+
+        raise SettingsError(
+            f"{command} works on the Lakebase backend only (it compares similarity scores or "
+            "reads the Postgres tables); run it with MEMORY_BACKEND=lakebase"
+        )
+
+
 def _pool_of(store: Any) -> Any:
     # A managed store keeps the Postgres store beside it (thread records) as ``local``.
     return getattr(store, "local", store).conn
@@ -824,6 +837,7 @@ def command_import_template_memories(args: argparse.Namespace) -> int:
         return _fail("--user must not be empty", EXIT_BAD_INPUT)
     with open_agent() as graph:
         store = _require_store(graph)
+        _lakebase_only(store, "import-template-memories")
         report = import_template_memories(store, users=args.user, dry_run=args.dry_run)
     if args.json:
         print(json.dumps({**report.as_dict(), "dry_run": args.dry_run}, ensure_ascii=False))
@@ -1054,7 +1068,7 @@ def _bad_argument(args: argparse.Namespace) -> str | None:
             # Postgres cannot store them, and a message would be saved half-way.
             return f"--{name} is not valid UTF-8 text; send UTF-8"
     user = getattr(args, "user", None)
-    if user is not None and not user.strip():
+    if isinstance(user, str) and not user.strip():  # import-template-memories: a list
         return "--user must not be empty or blank"
     wait = getattr(args, "wait", None)
     if wait is not None and not (math.isfinite(wait) and 0 <= wait <= MAX_WAIT_SECONDS):

@@ -400,11 +400,21 @@ class ManagedMemoryStore(BaseStore):
 
     @staticmethod
     def _is_memory(op: Op) -> bool:
+        if isinstance(op, ListNamespacesOp):
+            # The service has no list of scopes: listing memory namespaces cannot be
+            # answered, and answering from the Postgres tables would be wrong.
+            for condition in op.match_conditions or ():
+                if condition.match_type == "prefix" and tuple(condition.path[:1]) in {
+                    (root,) for root in MEMORY_ROOTS
+                }:
+                    raise ManagedMemoryError(
+                        "a managed memory store cannot list its users' scopes; this needs "
+                        "MEMORY_BACKEND=lakebase"
+                    )
+            return False
         namespace = (
             op.namespace_prefix if isinstance(op, SearchOp) else getattr(op, "namespace", ())
         )
-        if isinstance(op, ListNamespacesOp):
-            return False
         return bool(namespace) and namespace[0] in MEMORY_ROOTS
 
     def _split(self, ops: Iterable[Op]) -> tuple[list[Op], list[int], list[Op], list[int]]:

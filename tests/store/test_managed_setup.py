@@ -72,6 +72,15 @@ def test_check_and_status_report_the_managed_store_and_its_limits(
     report = json.loads(capsys.readouterr().out)["long_term_memory"]
     assert report["ok"] and report["store"] == "main.setup_tests.present"
     assert any("MEMORY_SEARCH_MODE" in limit for limit in report["limits"])
+    # What the managed backend cannot do is refused in one line, not answered wrongly.
+    for command in (
+        ["memories", "history", "--user", "ann"],
+        ["consolidate"],
+        ["import-template-memories", "--dry-run"],
+    ):
+        assert cli(command) in (1, 2)
+        error = capsys.readouterr().err.strip()
+        assert "\n" not in error and ("lakebase" in error.lower()), error
     with service.state.lock:
         service.state.privileges.discard("READ MEMORY STORE")
     assert cli(["status"]) == 1
