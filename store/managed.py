@@ -446,10 +446,11 @@ class ManagedMemoryStore(BaseStore):
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         ours, our_index, theirs, their_index = self._split(ops)
         results: list[Result] = [None] * (len(ours) + len(theirs))
-        # The SDK's client is synchronous: its calls run in a worker thread.
-        mine = await asyncio.to_thread(lambda: [self._run(op) for op in ours])
-        for index, result in zip(our_index, mine, strict=True):
-            results[index] = result
+        if ours:
+            # The SDK's client is synchronous: its calls run in a worker thread.
+            mine = await asyncio.to_thread(lambda: [self._run(op) for op in ours])
+            for index, result in zip(our_index, mine, strict=True):
+                results[index] = result
         if theirs:
             local = await self.local.abatch(theirs)  # type: ignore[union-attr]
             for index, result in zip(their_index, local, strict=True):
