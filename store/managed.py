@@ -55,6 +55,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +85,8 @@ DESCRIPTION_CHARACTERS = 200
 SEARCH_TOP_K_MAX = 50  # the documented maximum of entries:search's top_k
 LIST_PAGE_SIZE = 200
 ABORTED_ATTEMPTS = 3
+PARALLEL_READS = 8
+"""Entries read at once when listing (the SDK client's connection pool holds 20)."""
 ABORTED_BACKOFF_SECONDS = 0.2
 MEMORY_ROOTS = (NAMESPACE_ROOT, SHARED_ROOT)
 # A key becomes the rest of a path: these characters stay as they are, the others
@@ -521,19 +524,26 @@ class ManagedMemoryStore(BaseStore):
         listed.sort(key=lambda pair: (_updated(pair[1]), pair[0]), reverse=True)
         result: list[SearchItem] = []
         skipped = 0
-        for key, entry in listed:
-            if len(result) >= op.limit:
-                break
-            full = self.client.get_entry(scope, str(entry["path"]))
-            if full is None:
-                continue
-            value = decode_value(full)
-            if not _matches(value, op.filter):
-                continue
-            if skipped < op.offset:
-                skipped += 1
-                continue
-            result.append(self._search_item(namespace, key, value, {**entry, **full}))
+        # The list gives no contents: each memory is read, a few at a time in parallel
+        # (one request each), in recency order, until ``limit`` of them match.
+        with ThreadPoolExecutor(max_workers=PARALLEL_READS) as pool:
+            start = 0
+            while start < len(listed) and len(result) < op.limit:
+                wanted = op.limit - len(result) + (op.offset - skipped)
+                chunk = listed[start : start + max(PARALLEL_READS, wanted)]
+                start += len(chunk)
+                paths = [str(entry["path"]) for _, entry in chunk]
+                fulls = pool.map(lambda path: self.client.get_entry(scope, path), paths)
+                for (key, entry), full in zip(chunk, fulls, strict=True):
+                    if full is None or len(result) >= op.limit:
+                        continue
+                    value = decode_value(full)
+                    if not _matches(value, op.filter):
+                        continue
+                    if skipped < op.offset:
+                        skipped += 1
+                        continue
+                    result.append(self._search_item(namespace, key, value, {**entry, **full}))
         return result
 
     @staticmethod

@@ -109,3 +109,37 @@ def test_throttling_is_waited_out_by_the_sdk_client(service: Any) -> None:
     # Create is create-only: a taken path answers False (the store then PATCHes), not an error.
     assert store.client.create_entry("ann", "/memories/late", "first", "first")
     assert not store.client.create_entry("ann", "/memories/late", "second", "second")
+
+
+def test_listing_pages_and_filters_as_the_lakebase_store_does(
+    service: Any, memory_store: Any
+) -> None:
+    """Search without a query (list, offset, filter) gives the same keys in the same order
+    on both backends: most recently updated first."""
+    from store import memories
+    from store.managed import make_managed_store
+    from store.namespace import user_namespace
+
+    service.add_store("main.setup_tests.listing")
+    managed = make_managed_store("main.setup_tests.listing", client=service.workspace_client())
+    namespace = user_namespace("ann")
+    for store in (memory_store, managed):
+        for number in range(20):
+            text = f"my colour is shade {number}" if number % 3 else f"note {number}"
+            memories.save_memory(store, "ann", text, key=f"k{number:02d}")
+        memories.update_memory(store, "ann", "k05", "my colour is red")
+
+    def keys(store: Any, **options: Any) -> list[str]:
+        return [item.key for item in store.search(namespace, **options)]
+
+    for options in (
+        {"limit": 100},
+        {"limit": 5},
+        {"limit": 4, "offset": 7},
+        {"limit": 3, "offset": 18},
+        {"limit": 50, "filter": {"subject": "colour"}},
+        {"limit": 3, "offset": 2, "filter": {"subject": "colour"}},
+    ):
+        assert keys(managed, **options) == keys(memory_store, **options), options
+    assert keys(managed, limit=2) == ["k05", "k19"]
+    assert keys(managed, limit=3, filter={"subject": "colour"}) == ["k05", "k19", "k17"]
