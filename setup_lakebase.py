@@ -5,6 +5,8 @@
     python setup_lakebase.py --check          report what is there; exit 1 if anything is missing
     python setup_lakebase.py --check --as ROLE   ... and whether ROLE can run the agent
     python setup_lakebase.py --dry-run [--grant ROLE]   print the SQL that would run; change nothing
+    python setup_lakebase.py --memory-store [--grant SP]   create the managed memory store
+                                              (DATABRICKS_MEMORY_STORE) and print the GRANTs to run
 
 The target comes from the same environment variables as the agent (Lakebase,
 DATABASE_URL / PG*, or the embedded default); LAKEBASE_AGENT_MEMORY_SCHEMA puts
@@ -18,6 +20,13 @@ PostgresStore), run on an autocommit connection because some of them are
 ``CREATE INDEX CONCURRENTLY``, which Postgres refuses inside a transaction.
 On plain Postgres the Lakebase-only step (creating a Databricks identity's
 role with databricks_auth) is skipped, and the output says so.
+
+With MEMORY_BACKEND=managed, long-term memory lives in a Databricks managed
+memory store (store.managed): ``--memory-store`` creates it through the
+Databricks SDK (CREATE MEMORY STORE on the schema) unless it exists and prints
+the Unity Catalog GRANTs the app's service principal needs; ``--check`` also
+reports whether the store exists and can be read, and what that backend does
+not do. Checkpoints stay in Postgres either way, so the tables are still needed.
 """
 
 from __future__ import annotations
@@ -435,6 +444,44 @@ def _dims(settings: Any, requested: int | None) -> int:
     return int(memory.embeddings.resolved_dims)
 
 
+def _check_managed(settings: Any) -> bool:
+    """With MEMORY_BACKEND=managed, report the managed memory store; True when usable."""
+    if settings.memory.backend != "managed":
+        return True
+    from store.managed import managed_health
+
+    health = managed_health(settings.memory.managed_store)
+    print("\n".join(health.lines()))
+    return health.ok
+
+
+def _memory_store(principal: str | None) -> int:
+    """--memory-store: create the managed store unless it exists; print the grants."""
+    from graph.settings import Settings, SettingsError
+    from store.config import InvalidStoreName, parse_store_name
+    from store.managed import ManagedMemoryError, ensure_store, grant_statements
+
+    try:
+        name = Settings.from_env().memory.managed_store
+        store = parse_store_name(name)
+    except (SettingsError, InvalidStoreName) as exc:
+        print(f"setup_lakebase.py: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        created = ensure_store(name)
+    except ManagedMemoryError as exc:
+        print(f"setup_lakebase.py: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # no workspace configured, unreachable host: one line
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"setup_lakebase.py: error: {type(exc).__name__}: {text}", file=sys.stderr)
+        return 1
+    print(f"memory store {store.full_name}: {'created' if created else 'already exists'}")
+    print("-- run as the store's owner (SQL editor or notebook) so the agent can use it:")
+    print("\n".join(grant_statements(store, principal or "<principal>")))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (0 all good, 1 not ready or failed, 2 bad usage)."""
     from graph.settings import load_env_file
@@ -470,7 +517,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="vector size of store_vectors (default: the configured embeddings')",
     )
+    parser.add_argument(
+        "--memory-store",
+        action="store_true",
+        help="create the managed memory store DATABRICKS_MEMORY_STORE (if missing) and print "
+        "the GRANTs for --grant (or <principal>); touches no database",
+    )
     args = parser.parse_args(argv)
+    if args.memory_store:
+        return _memory_store(args.grant)
     if args.as_role and not args.check:
         parser.error("--as goes with --check")
     if args.check and (args.grant or args.dry_run):
@@ -492,7 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.check:
                 report = check(database.pool, target, role=args.as_role, schema=schema)
                 print("\n".join(report.lines()))
-                return 0 if report.ok else 1
+                managed_ok = _check_managed(settings)
+                return 0 if report.ok and managed_ok else 1
             if args.dry_run:
                 statements = plan_sql(
                     database.pool,

@@ -177,6 +177,21 @@ def _parser() -> argparse.ArgumentParser:
     template.add_argument("--dry-run", action="store_true", help="report; change nothing")
     template.add_argument("--json", action="store_true", help="print JSON")
 
+    migrate = commands.add_parser(
+        "migrate-memories",
+        help="move memories between the Lakebase store and the managed memory store "
+        "(DATABRICKS_MEMORY_STORE)",
+    )
+    migrate.add_argument(
+        "--to", required=True, choices=("managed", "lakebase"), help="the backend to move them to"
+    )
+    migrate.add_argument(
+        "--user",
+        help="only this user (default: every user this database knows, and the shared scope)",
+    )
+    migrate.add_argument("--dry-run", action="store_true", help="count; change nothing")
+    migrate.add_argument("--json", action="store_true", help="print JSON")
+
     consolidate = commands.add_parser(
         "consolidate",
         help="merge duplicates, resolve rival values and drop junk; deletions wait in `pending`",
@@ -677,6 +692,7 @@ def command_consolidate(args: argparse.Namespace) -> int:
     reports = []
     with open_agent(settings) as graph:
         store = _require_store(graph)
+        _lakebase_only(store, "consolidate")
         users = [args.user] if args.user else sorted(known_user_ids(store))
         for user in users:
             plan = plan_consolidation(store, user, dedup_threshold=settings.memory.dedup_threshold)
@@ -720,9 +736,71 @@ def command_export_user(args: argparse.Namespace) -> int:
     encode_user_id(args.user)  # an empty id is bad input, before opening anything
     with open_agent() as graph:
         store = _require_store(graph)
-        data = export_user(store.conn, args.user, threads=args.threads)
+        data = export_user(_pool_of(store), args.user, threads=args.threads, memory_store=store)
     print(json.dumps(data, ensure_ascii=False, indent=1))
     return 0
+
+
+def command_migrate_memories(args: argparse.Namespace) -> int:
+    from graph.agent import open_agent
+    from graph.settings import Settings
+    from store.config import InvalidStoreName, parse_store_name
+    from store.managed import ManagedMemoryStore, make_managed_store
+    from store.migration import migrate
+    from store.namespace import encode_user_id, shared_namespace, user_namespace
+    from store.transfer import known_user_ids
+
+    settings = Settings.from_env()
+    try:  # both checked before anything is opened
+        parse_store_name(settings.memory.managed_store)
+        if args.user is not None:
+            encode_user_id(args.user)
+    except InvalidStoreName as exc:
+        return _fail(f"migrate-memories needs the managed store: {exc}", EXIT_BAD_INPUT)
+    with open_agent(settings) as graph:
+        store = _require_store(graph)
+        lakebase = getattr(store, "local", store)
+        managed = (
+            store
+            if isinstance(store, ManagedMemoryStore)
+            else make_managed_store(settings.memory.managed_store, local=lakebase)
+        )
+        managed.verify()
+        if args.user is not None:
+            namespaces = [user_namespace(args.user)]
+        else:
+            namespaces = [user_namespace(user) for user in sorted(known_user_ids(lakebase))]
+            if settings.memory.shared_scope:
+                namespaces.append(shared_namespace(settings.memory.shared_scope))
+        source, target = (lakebase, managed) if args.to == "managed" else (managed, lakebase)
+        report = migrate(source, target, namespaces, to=args.to, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+        return 0
+    verb = "would move" if args.dry_run else "moved"
+    print(
+        f"{verb} {report.total('found')} memories of {len(report.counts)} users/scopes to "
+        f"{args.to}: {report.total('copied')} copied, {report.total('already_there')} already "
+        f"there, {report.total('removed')} removed from the source"
+    )
+    return 0
+
+
+def _lakebase_only(store: Any, command: str) -> None:
+    from store.managed import ManagedMemoryStore
+
+    if isinstance(store, ManagedMemoryStore):
+        from graph.settings import SettingsError
+
+        raise SettingsError(
+            f"{command} works on the Lakebase backend only (it compares similarity scores or "
+            "reads the Postgres tables); run it with MEMORY_BACKEND=lakebase"
+        )
+
+
+def _pool_of(store: Any) -> Any:
+    # A managed store keeps the Postgres store beside it (thread records) as ``local``.
+    return getattr(store, "local", store).conn
 
 
 def command_import_user(args: argparse.Namespace) -> int:
@@ -742,7 +820,7 @@ def command_import_user(args: argparse.Namespace) -> int:
         return _fail(f"{args.file} is not JSON: {_one_line(exc)}", EXIT_BAD_INPUT)
     with open_agent() as graph:
         store = _require_store(graph)
-        counts = import_user(store.conn, data)
+        counts = import_user(_pool_of(store), data, memory_store=store)
     if args.json:
         print(json.dumps({"user_id": data["user_id"], "rows_added": counts}, ensure_ascii=False))
     else:
@@ -759,6 +837,7 @@ def command_import_template_memories(args: argparse.Namespace) -> int:
         return _fail("--user must not be empty", EXIT_BAD_INPUT)
     with open_agent() as graph:
         store = _require_store(graph)
+        _lakebase_only(store, "import-template-memories")
         report = import_template_memories(store, users=args.user, dry_run=args.dry_run)
     if args.json:
         print(json.dumps({**report.as_dict(), "dry_run": args.dry_run}, ensure_ascii=False))
@@ -828,11 +907,22 @@ def command_status(args: argparse.Namespace) -> int:
     health = target_health(
         settings.database, required=RUN_TABLES, optional=(*MEMORY_TABLES, *BACKGROUND_TABLES)
     )
+    managed = None
+    if settings.memory.backend == "managed":
+        from store.managed import managed_health
+
+        managed = managed_health(settings.memory.managed_store)
     if args.json:
-        print(json.dumps(health.as_dict(), ensure_ascii=False))
+        report = health.as_dict()
+        if managed is not None:
+            report["long_term_memory"] = managed.as_dict()
+        print(json.dumps(report, ensure_ascii=False))
     else:
         print("\n".join(health.lines()))
-    return 0 if health.memory_available else EXIT_FAILED
+        if managed is not None:
+            print("\n".join(managed.lines()))
+    ok = health.memory_available and (managed is None or managed.ok)
+    return 0 if ok else EXIT_FAILED
 
 
 def command_pending(args: argparse.Namespace) -> int:
@@ -958,6 +1048,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "export-user": command_export_user,
     "import-user": command_import_user,
     "import-template-memories": command_import_template_memories,
+    "migrate-memories": command_migrate_memories,
     "consolidate": command_consolidate,
     "delete-thread": command_delete_thread,
     "sweep": command_sweep,
@@ -977,7 +1068,7 @@ def _bad_argument(args: argparse.Namespace) -> str | None:
             # Postgres cannot store them, and a message would be saved half-way.
             return f"--{name} is not valid UTF-8 text; send UTF-8"
     user = getattr(args, "user", None)
-    if user is not None and not user.strip():
+    if isinstance(user, str) and not user.strip():  # import-template-memories: a list
         return "--user must not be empty or blank"
     wait = getattr(args, "wait", None)
     if wait is not None and not (math.isfinite(wait) and 0 <= wait <= MAX_WAIT_SECONDS):

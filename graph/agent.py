@@ -168,6 +168,8 @@ def _open_store(settings: Settings, database: Database) -> tuple[Any, str]:
         problem = _store_problem(settings, missing_tables(database.pool, MEMORY_TABLES))
         if problem is None:
             store.verify()  # a dimension mismatch is reported here, before any write
+            if settings.memory.backend == "managed":
+                return _managed(settings, store)
             return store, _store_available(settings)
     except Exception as exc:  # any failure to prepare storage means "no long-term memory"
         problem = f"long-term memory unavailable: {_first_line(exc)}"
@@ -186,11 +188,33 @@ async def _aopen_store(settings: Settings, database: Database) -> tuple[Any, str
         problem = _store_problem(settings, await amissing_tables(database.pool, MEMORY_TABLES))
         if problem is None:
             await store.averify()
+            if settings.memory.backend == "managed":
+                managed = _wrap_managed(settings, store)
+                await managed.averify()
+                return managed, _managed_available(managed)
             return store, _store_available(settings)
     except Exception as exc:
         problem = f"long-term memory unavailable: {_first_line(exc)}"
     _report_store_problem(problem, settings)
     return None, problem
+
+
+def _wrap_managed(settings: Settings, local: Any) -> Any:
+    # Memories go to the managed store; the Postgres store stays for what is not memory
+    # (the record of a user's threads), beside the checkpoints.
+    from store.managed import make_managed_store
+
+    return make_managed_store(settings.memory.managed_store, local=local)
+
+
+def _managed(settings: Settings, local: Any) -> tuple[Any, str]:
+    managed = _wrap_managed(settings, local)
+    managed.verify()  # a missing store or a missing READ privilege is reported here
+    return managed, _managed_available(managed)
+
+
+def _managed_available(store: Any) -> str:
+    return f"long-term memory available: {store.describe()}"
 
 
 def _store_available(settings: Settings) -> str:

@@ -17,9 +17,12 @@ from typing import Literal
 from database.targets import DatabaseTarget, EmbeddedTarget, LakebaseTarget, UrlTarget
 from store.config import (
     EMBEDDINGS_KINDS,
+    MEMORY_BACKENDS,
     SEARCH_MODES,
     EmbeddingsConfig,
+    InvalidStoreName,
     MemorySettings,
+    parse_store_name,
 )
 
 DEFAULT_HOME = Path("~/.memory-agent")
@@ -243,7 +246,22 @@ def model_settings_from_env(env: Mapping[str, str]) -> ModelSettings:
 def memory_settings_from_env(env: Mapping[str, str]) -> MemorySettings:
     """EMBEDDINGS, DATABRICKS_EMBEDDING_ENDPOINT, EMBEDDING_DIMS, OPENAI_EMBEDDING_MODEL,
     MEMORY_SEARCH_MODE, MEMORY_DEDUP_THRESHOLD, MEMORY_RECALL_LIMIT, MEMORY_SHARED_SCOPE,
-    MEMORY_EXTRACTION."""
+    MEMORY_EXTRACTION, MEMORY_BACKEND, DATABRICKS_MEMORY_STORE."""
+    backend = (_value(env, "MEMORY_BACKEND") or "lakebase").lower()
+    if backend not in MEMORY_BACKENDS:
+        raise SettingsError(
+            f"MEMORY_BACKEND={backend!r} is not one of {', '.join(MEMORY_BACKENDS)}"
+        )
+    managed_store = _value(env, "DATABRICKS_MEMORY_STORE")
+    if backend == "managed":
+        if not managed_store:
+            raise SettingsError(
+                "MEMORY_BACKEND=managed needs DATABRICKS_MEMORY_STORE=catalog.schema.store"
+            )
+        try:
+            parse_store_name(managed_store)
+        except InvalidStoreName as exc:
+            raise SettingsError(str(exc)) from None
     endpoint = _value(env, "DATABRICKS_EMBEDDING_ENDPOINT")
     # A Databricks embedding endpoint alone selects Databricks embeddings (as in
     # the Databricks templates); otherwise the offline hash embedder.
@@ -284,6 +302,8 @@ def memory_settings_from_env(env: Mapping[str, str]) -> MemorySettings:
         recall_limit=_positive_int(env, "MEMORY_RECALL_LIMIT") or MemorySettings().recall_limit,
         shared_scope=_value(env, "MEMORY_SHARED_SCOPE"),
         extract_after_turn=_flag(env, "MEMORY_EXTRACTION"),
+        backend=backend,  # type: ignore[arg-type]
+        managed_store=managed_store,
     )
 
 

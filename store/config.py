@@ -7,14 +7,17 @@ settings never imports LangChain.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 EmbeddingsKind = Literal["hash", "databricks", "openai", "minilm"]
 SearchMode = Literal["vector", "lexical", "hybrid"]
+MemoryBackend = Literal["lakebase", "managed"]
 
 EMBEDDINGS_KINDS: tuple[str, ...] = ("hash", "databricks", "openai", "minilm")
 SEARCH_MODES: tuple[str, ...] = ("vector", "lexical", "hybrid")
+MEMORY_BACKENDS: tuple[str, ...] = ("lakebase", "managed")
 DEFAULT_DATABRICKS_ENDPOINT = "databricks-gte-large-en"
 DEFAULT_OPENAI_MODEL = "text-embedding-3-small"
 DEFAULT_DIMS: dict[str, int] = {"hash": 384, "databricks": 1024, "openai": 1536, "minilm": 384}
@@ -62,3 +65,37 @@ class MemorySettings:
     user's own memories, read-only for the model; None: no shared memories."""
     extract_after_turn: bool = False
     """Examine each finished turn for durable facts and save them (store.extraction)."""
+    backend: MemoryBackend = "lakebase"
+    """Where memories live: ``lakebase`` (our pgvector store in the agent's Postgres) or
+    ``managed`` (a Databricks managed memory store, store.managed)."""
+    managed_store: str | None = None
+    """The managed memory store's three-level name (DATABRICKS_MEMORY_STORE)."""
+
+
+_NAME_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,254}$")
+
+
+class InvalidStoreName(ValueError):
+    """``DATABRICKS_MEMORY_STORE`` is not a three-level ``catalog.schema.store`` name."""
+
+
+@dataclass(frozen=True)
+class StoreName:
+    catalog: str
+    schema: str
+    name: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.catalog}.{self.schema}.{self.name}"
+
+
+def parse_store_name(full_name: str | None) -> StoreName:
+    """``catalog.schema.store`` checked before any call (it goes into request paths)."""
+    parts = (full_name or "").split(".")
+    if len(parts) != 3 or not all(_NAME_PART.match(part) for part in parts):
+        raise InvalidStoreName(
+            f"DATABRICKS_MEMORY_STORE={full_name!r} must be a three-level name "
+            "catalog.schema.store (letters, digits, _ and -), e.g. main.default.agent_memory"
+        )
+    return StoreName(*parts)

@@ -337,7 +337,10 @@ class NoSuchRevision(LookupError):
 def memory_history(store: BaseStore, user_id: str, key: str | None = None) -> list[Revision]:
     """The revisions of one of the user's memories (all of them without ``key``), oldest first."""
     if not isinstance(store, MemoryStore):
-        raise TypeError("revision history needs the Postgres memory store (store.postgres)")
+        raise TypeError(
+            "this long-term memory backend keeps no revision history (a Databricks managed "
+            "memory store keeps only the current value); MEMORY_BACKEND=lakebase keeps it"
+        )
     return store.history(user_namespace(user_id), key)
 
 

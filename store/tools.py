@@ -9,9 +9,10 @@ returns the tools only when there is a user id and a store to use them with.
 Overwriting an existing memory by key (``update_memory``, ``save_memory`` with
 a key) waits for a human's approval like ``delete_memory``; a fact about a
 subject already remembered ("my favourite colour is now green") updates that
-memory without approval, and its old content stays in the revision history
-(``store.revisions``), from which it can be restored. Every write records the
-thread and run it came from.
+memory without approval. On the Lakebase backend its old content stays in the
+revision history (``store.revisions``), from which it can be restored, and every
+write records the thread and run it came from; a managed memory store
+(``store.managed``) keeps only the current value.
 """
 
 from __future__ import annotations

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langgraph.store.base import BaseStore
 
 from database.rows import export_rows, import_rows
 from store import memories
+from store.managed import ManagedMemoryStore
 from store.namespace import NAMESPACE_ROOT, decode_user_label, encode_user_id, user_namespace
 from store.revisions import Provenance
 
@@ -50,23 +51,54 @@ def _prefixes(user_id: str) -> tuple[str, str]:
     return f"{NAMESPACE_ROOT}.{label}", f"{memories.THREADS_ROOT}.{label}"
 
 
-def export_user(pool: Any, user_id: str, *, threads: bool = False) -> dict[str, Any]:
-    """Every row held about ``user_id`` (and with ``threads``, their threads), as data."""
+def _managed_rows(store: ManagedMemoryStore, user_id: str) -> list[dict[str, Any]]:
+    # The memories as store rows (prefix, key, value, times), read from the managed store.
+    memory_prefix, _ = _prefixes(user_id)
+    return [
+        {
+            "prefix": memory_prefix,
+            "key": item.key,
+            "value": item.value,
+            "created_at": item.created_at.isoformat(),
+            "updated_at": item.updated_at.isoformat(),
+        }
+        for item in store.items(user_namespace(user_id))
+    ]
+
+
+def export_user(
+    pool: Any, user_id: str, *, threads: bool = False, memory_store: BaseStore | None = None
+) -> dict[str, Any]:
+    """Every row held about ``user_id`` (and with ``threads``, their threads), as data.
+
+    With a managed ``memory_store`` (store.managed) the memories are read from it (no
+    vectors, no revisions: the service keeps neither); the rest comes from ``pool``.
+    """
     memory_prefix, threads_prefix = _prefixes(user_id)
+    managed = isinstance(memory_store, ManagedMemoryStore)
     with pool.connection() as conn, conn.transaction():  # one snapshot
         store_rows = export_rows(
-            conn, "store", "t.prefix = ANY(%s)", ([memory_prefix, threads_prefix],)
+            conn,
+            "store",
+            "t.prefix = ANY(%s)",
+            ([threads_prefix] if managed else [memory_prefix, threads_prefix],),
         )
+        if managed:
+            store_rows += _managed_rows(cast(ManagedMemoryStore, memory_store), user_id)
         data: dict[str, Any] = {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
             "user_id": user_id,
             "store": sorted(store_rows, key=lambda row: (row["prefix"], row["key"])),
-            "store_vectors": sorted(
+            "store_vectors": []
+            if managed
+            else sorted(
                 export_rows(conn, "store_vectors", "t.prefix = %s", (memory_prefix,)),
                 key=lambda row: (row["key"], row["field_name"]),
             ),
-            "memory_revisions": sorted(
+            "memory_revisions": []
+            if managed
+            else sorted(
                 export_rows(conn, "memory_revisions", "t.prefix = %s", (memory_prefix,)),
                 key=lambda row: (row["key"], row["revision"]),
             ),
@@ -116,14 +148,27 @@ def _check_export(data: Any) -> tuple[str, dict[str, list[dict[str, Any]]]]:
     return user_id, tables
 
 
-def import_user(pool: Any, data: Any) -> dict[str, int]:
+def import_user(pool: Any, data: Any, *, memory_store: BaseStore | None = None) -> dict[str, int]:
     """Put an ``export_user`` file's rows back (existing rows are kept); rows added per table.
 
     Raises ``InvalidExport`` before anything is written when the data is not a
-    well-formed export of one user.
+    well-formed export of one user. With a managed ``memory_store`` the memories go
+    there (a memory already at its key is kept); vectors and revisions, which it
+    cannot hold, are not imported (counted 0).
     """
-    _, tables = _check_export(data)
+    user_id, tables = _check_export(data)
     counts: dict[str, int] = {}
+    if isinstance(memory_store, ManagedMemoryStore):
+        memory_prefix, _ = _prefixes(user_id)
+        namespace = user_namespace(user_id)
+        added = 0
+        for row in tables["store"]:
+            if row["prefix"] == memory_prefix and memory_store.get(namespace, row["key"]) is None:
+                memory_store.put(namespace, row["key"], row["value"])
+                added += 1
+        tables["store"] = [row for row in tables["store"] if row["prefix"] != memory_prefix]
+        tables["store_vectors"] = tables["memory_revisions"] = []
+        counts["memories"] = added
     with pool.connection() as conn, conn.transaction():
         # store before store_vectors (foreign key); checkpoints before their writes.
         for table in ("store", "store_vectors", "memory_revisions", *THREAD_TABLES):

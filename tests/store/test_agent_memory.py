@@ -7,6 +7,7 @@ DATABASE_URL); the CLI tests run ``memory-agent`` as real OS processes.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from graph.agent import aopen_agent, open_agent
 from graph.context import Context
 from graph.settings import Settings
 from tests.store.turns import ask as _ask
+from tests.store.turns import on_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,9 +43,14 @@ def settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings.from_env()
 
 
-def test_remember_recall_across_threads_and_forget(settings: Settings) -> None:
-    with open_agent(settings) as graph:
+def test_remember_recall_across_threads_and_forget(
+    database_url: str, memory_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AUTO_SETUP", "1")
+    with open_agent(Settings.from_env()) as graph:
         assert graph.store is not None, graph.long_term_memory_status
+        assert on_backend(graph, memory_backend)
         saved = _ask(graph, "Remember that my favourite colour is green", "A", "alice")
         assert re.fullmatch(r"Saved memory [0-9a-f-]{36}\.", saved)
         # Another thread of the same user recalls it; another user never does.
@@ -95,9 +102,14 @@ def test_without_a_user_the_tools_are_absent_and_the_agent_still_answers(
         assert not any(getattr(m, "tool_calls", None) for m in state.values["messages"])
 
 
-async def test_the_async_agent_remembers_too(settings: Settings) -> None:
-    async with aopen_agent(settings) as graph:
+async def test_the_async_agent_remembers_too(
+    database_url: str, memory_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AUTO_SETUP", "1")
+    async with aopen_agent(Settings.from_env()) as graph:
         assert graph.store is not None
+        assert on_backend(graph, memory_backend)
         result = await graph.ainvoke(
             {"messages": [("user", "Remember that my dog is Rex")]},
             {"configurable": {"thread_id": "a1"}},
@@ -143,8 +155,16 @@ def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-def test_memories_and_forget_user_commands(subprocess_env: dict[str, str]) -> None:
-    env = {**subprocess_env, "AUTO_SETUP": "1"}
+def test_memories_and_forget_user_commands(
+    subprocess_env: dict[str, str], memory_backend: str
+) -> None:
+    # Real processes; on the managed backend they reach this process's REST stand-in.
+    backend = ("MEMORY_BACKEND", "DATABRICKS_MEMORY_STORE", "DATABRICKS_HOST", "DATABRICKS_TOKEN")
+    env = {
+        **subprocess_env,
+        "AUTO_SETUP": "1",
+        **{name: os.environ[name] for name in backend if name in os.environ},
+    }
     for text, thread in (("my city is Lyon", "t1"), ("my dog is Rex", "t2")):
         result = cli(
             ["ask", f"Remember that {text}", "--user", "a.b@x.com", "--thread", thread], env

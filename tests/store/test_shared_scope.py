@@ -14,10 +14,14 @@ from store import memories
 from store.namespace import shared_namespace
 from store.tools import make_memory_tools
 from tests.store.turns import ask as _ask
+from tests.store.turns import on_backend
 
 
 def test_shared_scope_read_by_all_written_only_by_admin(
-    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    database_url: str,
+    memory_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("AUTO_SETUP", "1")
@@ -30,6 +34,7 @@ def test_shared_scope_read_by_all_written_only_by_admin(
 
     with open_agent(Settings.from_env()) as graph:
         store = graph.store
+        assert on_backend(graph, memory_backend)
         for user in ("ann", "bob"):
             assert _ask(graph, "What is my office?", f"{user}-1", user) == (
                 "Your office is Building 5."

@@ -22,6 +22,7 @@ from store.transfer import (
     template_label,
 )
 from tests.store.turns import ask as _ask
+from tests.store.turns import on_backend
 
 
 @pytest.fixture
@@ -120,3 +121,45 @@ def test_template_memories_are_rekeyed_and_collisions_reported(
         "create",
     ]
     assert import_template_memories(memory_store).moved == []
+
+
+def test_export_forget_import_on_either_backend(
+    database_url: str,
+    memory_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same round trip through the CLI on both backends: the user's memories (keys and
+    values) and threads come back; another user's stay. Times and, on the managed backend,
+    vectors and revisions are the backend's own (the service keeps neither)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AUTO_SETUP", "1")
+    with open_agent(Settings.from_env()) as graph:
+        assert on_backend(graph, memory_backend)
+        _ask(graph, "Remember that my city is Lyon", "t1", "a.b@x.com")
+        _ask(graph, "Remember that my dog is Rex", "t2", "a.b@x.com")
+        _ask(graph, "Remember that my city is Oslo", "other", "bob")
+
+    def memory_rows(export: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        return sorted(
+            (row["prefix"], row["key"], json.dumps(row["value"], sort_keys=True))
+            for row in export["store"]
+        )
+
+    assert main(["export-user", "a.b@x.com", "--threads"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert len(memory_rows(before)) == 4  # two memories, two thread records
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(before))
+    assert main(["forget-user", "a.b@x.com", "--threads", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["memories_deleted"] == 2
+    assert main(["import-user", str(path), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["export-user", "a.b@x.com", "--threads"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert memory_rows(after) == memory_rows(before)
+    assert after["threads"] == before["threads"]
+    with open_agent(Settings.from_env()) as graph:
+        assert _ask(graph, "What is my city?", "t3", "a.b@x.com") == "Your city is Lyon."
+        assert _ask(graph, "What is my city?", "t4", "bob") == "Your city is Oslo."

@@ -15,3 +15,9 @@ def ask(graph: Any, text: str, thread: str, user: str | None) -> str:
         context=Context(user_id=user),
     )
     return str(result["messages"][-1].content)
+
+
+def on_backend(graph: Any, backend: str) -> bool:
+    """True when ``graph``'s long-term memory is on ``backend`` (lakebase or managed)."""
+    managed = "managed memory store" in graph.long_term_memory_status
+    return managed == (backend == "managed")
