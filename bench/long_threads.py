@@ -29,7 +29,9 @@ its own threads, against one pool of 10 connections, for each configuration in
 turn, and reports invokes per second; there the agent is also compared with
 its own graph on the stock saver without run guards (same shape, stock parts).
 The async savers (``AsyncPostgresSaver``, ``AsyncMemoryAgentSaver``) run the
-same chat graph with 8 concurrent tasks on an async pool of 10.
+same chat graph with 8 concurrent tasks on an async pool of 10. Then the
+8-worker part runs again through a loopback proxy that adds a 1 ms round trip
+(``bench.latency``), as statements wait on a network on Lakebase.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ TEXT = "x" * 190
 MEASURED_TURNS = 21
 STOCK_AGENT = "agent graph on stock PostgresSaver"
 ASYNC = "async"
+# The concurrent part runs again with this round trip added by a loopback proxy
+# (bench.latency): statements wait on a network on Lakebase, and the stock
+# saver's lock holds every thread's statements behind each wait.
+NETWORK_RTT_MS = 1.0
 
 
 class CountingConnection(Connection[Any]):
@@ -252,6 +258,34 @@ async def _async_rates(database_url: str, workers: int) -> dict[str, float]:
         return rates
 
 
+def _network_rates(database_url: str, workers: int) -> tuple[dict[str, float], float]:
+    """8-worker invokes/s of each configuration through a proxy adding ``NETWORK_RTT_MS``."""
+    from psycopg_pool import ConnectionPool
+
+    from bench.latency import delayed, measured_rtt_ms
+    from database.checks import PoolRef, draining_check
+    from database.connect import DIRECT_CONNECTION_KWARGS
+
+    ref = PoolRef()
+    with (
+        delayed(database_url, NETWORK_RTT_MS) as far_url,
+        ConnectionPool(
+            far_url,
+            kwargs=DIRECT_CONNECTION_KWARGS,
+            min_size=2,
+            max_size=10,
+            check=draining_check(ref),
+        ) as pool,
+    ):
+        ref.pool = pool
+        rtt = measured_rtt_ms(far_url)
+        rates: dict[str, float] = {}
+        for name, graph in _configurations(pool).items():
+            _throughput(graph, 2, 2)  # warm the pool
+            rates[name] = _throughput(graph, workers, TURNS_PER_WORKER)
+    return rates, rtt
+
+
 def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> dict[str, Any]:
     from psycopg_pool import ConnectionPool
 
@@ -328,6 +362,7 @@ def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> d
             _throughput(graph, 2, 2)  # warm the pool
             rates[name] = _throughput(graph, workers, TURNS_PER_WORKER)
         async_rates = asyncio.run(_async_rates(database_url, workers))
+        network_rates, network_rtt = _network_rates(database_url, workers)
     return {
         "turns": turns,
         "workers": workers,
@@ -336,6 +371,8 @@ def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> d
         "prompt_budget": DEFAULT_PROMPT_TOKENS,
         "invokes_per_second": rates,
         "async_invokes_per_second": async_rates,
+        "network_rtt_ms": network_rtt,
+        "network_invokes_per_second": network_rates,
     }
 
 
@@ -347,6 +384,8 @@ def render(report: dict[str, Any]) -> str:
     stock_rate = rates["stock PostgresSaver"]
     async_rates = report["async_invokes_per_second"]
     async_stock = async_rates["stock PostgresSaver"]
+    network = report["network_invokes_per_second"]
+    network_stock = network["stock PostgresSaver"]
     turns = report["turns"]
     table = markdown_table(
         ["", *names],
@@ -369,6 +408,14 @@ def render(report: dict[str, Any]) -> str:
                 *[f"{rates[name] / stock_rate:.2f}×" for name in names],
             ],
             [
+                f"{report['workers']} workers, +{NETWORK_RTT_MS:g} ms round trip: invokes/s",
+                *[network[name] for name in names],
+            ],
+            [
+                f"{report['workers']} workers, +{NETWORK_RTT_MS:g} ms round trip: × stock saver",
+                *[f"{network[name] / network_stock:.2f}×" for name in names],
+            ],
+            [
                 f"{report['workers']} async tasks: invokes/s",
                 *[async_rates.get(name, "–") for name in names],
             ],
@@ -388,6 +435,7 @@ def render(report: dict[str, Any]) -> str:
         f"{table}\n\n"
         f"Prompt sent to the model at turn {turns}: {report['prompt_tokens']:,} tokens "
         f"(budget {report['prompt_budget']:,}).\n\n"
+        f"Round trip through the proxy (median SELECT 1): {report['network_rtt_ms']:.2f} ms.\n\n"
         f"{report['workers']} workers, {STOCK_AGENT}: {stock_agent_rate:.1f} invokes/s; "
         f"our full agent: {rates['our full agent'] / stock_agent_rate:.2f}× that.\n"
     )
