@@ -35,13 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+R = TypeVar("R")
+
 LEDGER_EXISTS_SQL = "SELECT to_regclass('tool_call_ledger') IS NOT NULL AS present"
-OWNERS_EXIST_SQL = "SELECT to_regclass('thread_owners') IS NOT NULL AS present"
 
 # Every root-namespace checkpoint of the thread with what it needs from its parent.
 THREAD_CHECKPOINTS_SQL = """
@@ -108,14 +109,21 @@ DELETE FROM tool_call_ledger
 WHERE thread_id = %s AND started_at < %s::timestamptz - interval '1 hour'
 """
 
-DELETE_THREAD_SQL = (
-    "DELETE FROM checkpoints WHERE thread_id = ANY(%s)",
-    "DELETE FROM checkpoint_blobs WHERE thread_id = ANY(%s)",
-    "DELETE FROM checkpoint_writes WHERE thread_id = ANY(%s)",
+# Every table a thread owns rows in, keyed by thread_id: the checkpointer's three,
+# then the tool-call ledger and the owner record (a later thread of the same id
+# starts afresh), which exist only where the agent's own setup ran. Deleting a
+# thread (``delete_threads``: the savers' ``delete_thread``/``prune("delete")``,
+# ``memory-agent delete-thread``/``sweep``) removes its rows from each that exists.
+THREAD_TABLES = (
+    "checkpoints",
+    "checkpoint_writes",
+    "checkpoint_blobs",
+    "tool_call_ledger",
+    "thread_owners",
 )
-DELETE_LEDGER_SQL = "DELETE FROM tool_call_ledger WHERE thread_id = ANY(%s)"
-# The owner record goes with the thread: a later thread of the same id starts afresh.
-DELETE_OWNERS_SQL = "DELETE FROM thread_owners WHERE thread_id = ANY(%s)"
+EXISTING_TABLES_SQL = (
+    "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL"
+)
 
 
 @dataclass(frozen=True)
@@ -162,7 +170,8 @@ def _garbage(
 
 
 # (sql, params, rows wanted?) out; (rows, rowcount) back in.
-_Statements = Generator[tuple[str, Sequence[Any], bool], tuple[list[Any], int], PruneResult]
+_Statements = Generator[tuple[str, Any, bool], tuple[list[Any], int], PruneResult]
+_Deletion = Generator[tuple[str, Any, bool], tuple[list[Any], int], "ThreadDeletion"]
 
 
 def _prune_statements(thread_id: str, keep: int) -> _Statements:
@@ -194,16 +203,47 @@ def _prune_statements(thread_id: str, keep: int) -> _Statements:
     return PruneResult(len(doomed), writes, blobs, ledger_rows)
 
 
-def _delete_statements(thread_ids: Sequence[str]) -> _Statements:
-    for sql in DELETE_THREAD_SQL:
-        yield sql, (list(thread_ids),), False
-    (present,), _ = yield LEDGER_EXISTS_SQL, (), True
-    if present["present"]:
-        yield DELETE_LEDGER_SQL, (list(thread_ids),), False
-    (present,), _ = yield OWNERS_EXIST_SQL, (), True
-    if present["present"]:
-        yield DELETE_OWNERS_SQL, (list(thread_ids),), False
-    return PruneResult()
+@dataclass
+class ThreadDeletion:
+    """What a deletion removed (or, for a dry run, would remove)."""
+
+    thread_ids: list[str] = field(default_factory=list)
+    """The ids asked for that had checkpoints or ledger rows."""
+    rows: dict[str, int] = field(default_factory=dict)
+    """Rows per table of ``THREAD_TABLES`` that exists."""
+
+    @property
+    def threads(self) -> int:
+        return len(self.thread_ids)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"threads": self.threads, "thread_ids": self.thread_ids, "rows": self.rows}
+
+
+def _delete_statements(thread_ids: Sequence[str], dry_run: bool) -> _Deletion:
+    ids = list(dict.fromkeys(str(thread_id) for thread_id in thread_ids))
+    report = ThreadDeletion()
+    rows, _ = yield EXISTING_TABLES_SQL, (list(THREAD_TABLES),), True
+    existing = {row["name"] for row in rows}
+    tables = [table for table in THREAD_TABLES if table in existing]
+    found = "SELECT thread_id FROM checkpoints WHERE thread_id = ANY(%(ids)s)"
+    if "tool_call_ledger" in existing:
+        found += " UNION SELECT thread_id FROM tool_call_ledger WHERE thread_id = ANY(%(ids)s)"
+    rows, _ = yield found, {"ids": ids}, True
+    present = {row["thread_id"] for row in rows}
+    report.thread_ids = [thread_id for thread_id in ids if thread_id in present]
+    for table in tables:  # names from THREAD_TABLES only, never from input
+        if dry_run:
+            rows, _ = yield (
+                f"SELECT count(*) AS n FROM {table} WHERE thread_id = ANY(%s)",
+                (ids,),
+                True,
+            )
+            report.rows[table] = int(rows[0]["n"])
+        else:
+            _, deleted = yield f"DELETE FROM {table} WHERE thread_id = ANY(%s)", (ids,), False
+            report.rows[table] = deleted
+    return report
 
 
 @contextmanager
@@ -226,7 +266,7 @@ async def _atransaction(pool_or_connection: Any) -> Any:
             yield pool_or_connection
 
 
-def _run(pool_or_connection: Any, statements: _Statements) -> PruneResult:
+def _run(pool_or_connection: Any, statements: Generator[Any, Any, R]) -> R:
     """Run ``statements`` in one transaction: all of them take effect, or none."""
     with _transaction(pool_or_connection) as conn:
         try:
@@ -240,7 +280,7 @@ def _run(pool_or_connection: Any, statements: _Statements) -> PruneResult:
             return done.value
 
 
-async def _arun(pool_or_connection: Any, statements: _Statements) -> PruneResult:
+async def _arun(pool_or_connection: Any, statements: Generator[Any, Any, R]) -> R:
     """Async twin of ``_run``."""
     async with _atransaction(pool_or_connection) as conn:
         try:
@@ -273,11 +313,16 @@ async def aprune_thread(pool: Any, thread_id: str, keep: int) -> PruneResult:
     return await _arun(pool, _prune_statements(thread_id, keep))
 
 
-def delete_threads(pool: Any, thread_ids: Sequence[str]) -> None:
-    """Delete every checkpoint, write, blob and ledger row of the threads, in one transaction."""
-    _run(pool, _delete_statements(thread_ids))
+def delete_threads(
+    pool: Any, thread_ids: Sequence[str], *, dry_run: bool = False
+) -> ThreadDeletion:
+    """Delete the threads' rows from every table of ``THREAD_TABLES`` that exists, in one
+    transaction (all or nothing); return the counts. ``dry_run``: count, delete nothing."""
+    return _run(pool, _delete_statements(thread_ids, dry_run))
 
 
-async def adelete_threads(pool: Any, thread_ids: Sequence[str]) -> None:
+async def adelete_threads(
+    pool: Any, thread_ids: Sequence[str], *, dry_run: bool = False
+) -> ThreadDeletion:
     """Async twin of ``delete_threads``."""
-    await _arun(pool, _delete_statements(thread_ids))
+    return await _arun(pool, _delete_statements(thread_ids, dry_run))

@@ -318,7 +318,7 @@ class MemoryAgentSaver(_DeltaHistory, PostgresSaver):
 
         def read() -> list[Any]:
             with self._cursor() as cur:
-                return cur.execute(sql, params).fetchall()
+                return cur.execute(sql, params, prepare=False).fetchall()
 
         history = self._assemble(self._with_retry(read), key)
         if history is None:
@@ -440,7 +440,7 @@ class AsyncMemoryAgentSaver(_DeltaHistory, AsyncPostgresSaver):
 
         async def read() -> list[Any]:
             async with self._cursor() as cur:
-                await cur.execute(sql, params)
+                await cur.execute(sql, params, prepare=False)
                 return await cur.fetchall()
 
         history = self._assemble(await self._with_retry(read), key)

@@ -12,7 +12,9 @@ held for one operation, so the work pool always drains.
 Every pooled connection is configured the way LangGraph's Postgres savers and
 stores expect (autocommit, dict rows) and is checked before it is lent out, so
 a connection that died with a server restart is replaced instead of failing
-the request that borrowed it. Server-side prepared statements (psycopg
+the request that borrowed it (work that replays itself on a checked
+connection skips the check for a connection lent moments ago:
+``database.checks``). Server-side prepared statements (psycopg
 prepares a statement from its fifth run) are on where the connection goes
 straight to Postgres: the embedded server and Lakebase. A ``DATABASE_URL``
 may point at a transaction-mode pooler (PgBouncer before 1.21), which breaks

@@ -1,8 +1,9 @@
 """Run idempotent database work again, once, when the connection drops or the login is refused.
 
 The pool already removes most dead connections before lending them (every
-pool checks a connection before use), so after a server restart or failover
-a request normally gets a fresh one. What the pool cannot hide is a
+pool checks a connection before use, except a connection lent moments ago to
+work run here: ``database.checks``), so after a server restart or failover
+a request normally gets a fresh one; the replay here always borrows checked. What the pool cannot hide is a
 connection that dies while a statement runs, or a session whose
 authorization is withdrawn (SQLSTATE 28000/28P01) while it is open: the
 statement fails, and only the caller can run it again. These helpers do
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 from psycopg_pool import PoolTimeout
 
+from database.checks import replayable_borrows
 from database.errors import DatabaseUnavailable, is_auth_failure, is_connection_error
 
 T = TypeVar("T")
@@ -63,7 +65,8 @@ def run_with_retry(
     stats = stats if stats is not None else RetryStats()
     stats.calls += 1
     try:
-        return work()
+        with replayable_borrows():  # the replay below borrows with the pool's check on
+            return work()
     except Exception as exc:
         if not is_retryable(exc):
             stats.failures += 1
@@ -85,7 +88,8 @@ async def arun_with_retry(
     stats = stats if stats is not None else RetryStats()
     stats.calls += 1
     try:
-        return await work()
+        with replayable_borrows():
+            return await work()
     except Exception as exc:
         if not is_retryable(exc):
             stats.failures += 1

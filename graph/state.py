@@ -15,13 +15,17 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from langchain_core.messages import AnyMessage
-from langgraph.channels.delta import DeltaChannel
 
 # LangGraph's batch reducer for messages in a DeltaChannel (dedup by id,
 # RemoveMessage); add_messages takes one update at a time, which DeltaChannel
 # cannot replay in batches. LangGraph gives ids to messages written to a
-# DeltaChannel, which this reducer relies on.
+# DeltaChannel with this reducer, which it relies on. The channel is
+# LangGraph's with the reducing calls keeping each list's id index between
+# steps (checkpointing.message_reducer): the stock reducer re-indexed the
+# whole conversation on every step.
 from langgraph.graph.message import _messages_delta_reducer
+
+from checkpointing.message_reducer import MessagesDeltaChannel
 
 # Updates between full snapshots of ``messages`` (LangGraph's default): a read
 # replays at most this many writes; a snapshot step writes the whole list.
@@ -34,7 +38,7 @@ class State:
 
     messages: Annotated[
         list[AnyMessage],
-        DeltaChannel(_messages_delta_reducer, snapshot_frequency=MESSAGES_SNAPSHOT_EVERY),
+        MessagesDeltaChannel(_messages_delta_reducer, snapshot_frequency=MESSAGES_SNAPSHOT_EVERY),
     ] = field(default_factory=list)
     """The conversation: user, assistant and tool messages, in order (all of them)."""
 

@@ -135,3 +135,53 @@ def test_first_start_from_several_processes_at_once_gives_all_of_them_memory(
     ]
     results = [(child.wait(timeout=120), *child.communicate()) for child in children]
     assert [(code, out.strip()) for code, out, _ in results] == [(0, "memory_agent")] * 4, results
+
+
+def _terminate(database_url: str, pid: int) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def _backend_pid(pool: object) -> int:
+    with pool.connection() as conn:  # type: ignore[attr-defined]
+        return int(conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
+
+
+def _kill_every_pooled_connection(database_url: str, pool: object) -> set[int]:
+    """Lend both connections of a pool of two (so both were lent just now), then end them."""
+    with pool.connection() as first, pool.connection() as second:  # type: ignore[attr-defined]
+        pids = {
+            int(conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"])
+            for conn in (first, second)
+        }
+    for pid in pids:
+        _terminate(database_url, pid)
+    return pids
+
+
+def test_replayed_work_skips_the_borrow_check_and_replays_on_a_checked_connection(
+    database_url: str,
+) -> None:
+    import psycopg
+
+    from database.checks import replayable_borrows
+    from database.retry import RetryStats, run_with_retry
+
+    with open_database(UrlTarget(database_url), min_size=2, max_size=2) as db:
+        # Work that replays itself gets a connection lent moments ago unchecked:
+        # when it died in between, its first statement sees it.
+        _kill_every_pooled_connection(database_url, db.pool)
+        with pytest.raises(psycopg.OperationalError), replayable_borrows():
+            _backend_pid(db.pool)
+        # A restart kills every pooled connection: run_with_retry's first attempt
+        # meets one unchecked, and its replay borrows checked, so the next dead
+        # one drains the pool instead of failing the replay too.
+        dead = _kill_every_pooled_connection(database_url, db.pool)
+        stats = RetryStats()
+        assert run_with_retry(lambda: _backend_pid(db.pool), pool=db.pool, stats=stats) not in dead
+        assert (stats.retries, stats.failures) == (1, 0)
+        # Any other borrow is checked: a dead connection is replaced before use.
+        dead = _kill_every_pooled_connection(database_url, db.pool)
+        assert _backend_pid(db.pool) not in dead

@@ -14,13 +14,13 @@ from typing import Annotated, Any
 import psycopg
 import pytest
 from langchain_core.messages import AIMessage, AnyMessage
-from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer, add_messages
 from psycopg.rows import dict_row
 
 from checkpointing import MemoryAgentSaver, setup_checkpoint_tables, setup_tool_ledger
+from checkpointing.message_reducer import MessagesDeltaChannel
 from checkpointing.retention import aprune_thread, prune_thread
 from database import Database, UrlTarget, aopen_database, open_database
 from graph.builder import build_graph
@@ -28,8 +28,9 @@ from graph.builder import build_graph
 
 @dataclass
 class DeltaChat:
+    # The agent's channel (LangGraph's DeltaChannel reducing with a kept id index).
     messages: Annotated[
-        list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=4)
+        list[AnyMessage], MessagesDeltaChannel(_messages_delta_reducer, snapshot_frequency=4)
     ] = field(default_factory=list)
 
 
