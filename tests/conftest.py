@@ -23,6 +23,7 @@ from psycopg import sql
 from database.embedded import EmbeddedPostgres
 from database.targets import with_database
 from tests.managed_memory_harness import ALL_PRIVILEGES
+from tests.processes import REPO
 
 # Every variable the agent reads; tests start from none of them set.
 AGENT_ENV_VARS = (
@@ -120,6 +121,9 @@ def fresh_database(server: EmbeddedPostgres, prefix: str = "test") -> Iterator[s
             )
 
 
+CHECKOUT_LITTER = ("mlruns", "mlflow.db")
+
+
 @pytest.fixture
 def database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
     """URL of a fresh, empty database (vector extension installed), dropped after the test."""
@@ -128,13 +132,21 @@ def database_url(pg_server: EmbeddedPostgres) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Unset every agent variable and point MEMORY_AGENT_HOME at a per-test folder."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Unset every agent variable and point MEMORY_AGENT_HOME at a per-test folder.
+
+    After the test, the checkout must hold no MLflow store (``mlruns/``,
+    ``mlflow.db``): a test or a process it started wrote where a user's command would
+    have littered the directory it ran in.
+    """
     for name in AGENT_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "agent-home"
     monkeypatch.setenv("MEMORY_AGENT_HOME", str(home))
-    return home
+    before = {name for name in CHECKOUT_LITTER if (REPO / name).exists()}
+    yield home
+    left = {name for name in CHECKOUT_LITTER if (REPO / name).exists()} - before
+    assert not left, f"the test left {sorted(left)} in the checkout"
 
 
 @pytest.fixture
