@@ -92,6 +92,42 @@ def test_remember_recall_across_threads_and_forget(
         )
 
 
+# User ids an attacker would try: query-string and path syntax, the other user's id
+# with a suffix or in another case, unicode, and one long enough to be hashed.
+HOSTILE_IDS = [
+    "alice&scope=bob",
+    "alice/../bob",
+    "bob%26x",
+    "BOB",
+    "bob ",
+    "böb",
+    "x" * 300,
+]
+
+
+def test_users_whose_ids_look_like_another_or_like_syntax_see_only_their_own(
+    database_url: str, memory_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AUTO_SETUP", "1")
+    with open_agent(Settings.from_env()) as graph:
+        assert on_backend(graph, memory_backend)
+        _ask(graph, "Remember that my favourite colour is green", "bob-1", "bob")
+        for index, user in enumerate(HOSTILE_IDS):
+            assert _ask(graph, "What is my favourite colour?", f"h{index}", user).startswith(
+                "I don't know your favourite colour"
+            ), user
+            _ask(graph, f"Remember that my favourite colour is c{index}", f"h{index}", user)
+        # Each saw and wrote only its own; bob's memory is as he left it.
+        for index, user in enumerate(HOSTILE_IDS):
+            assert _ask(graph, "What is my favourite colour?", f"k{index}", user) == (
+                f"Your favourite colour is c{index}."
+            ), user
+        assert _ask(graph, "What is my favourite colour?", "bob-2", "bob") == (
+            "Your favourite colour is green."
+        )
+
+
 def test_without_a_user_the_tools_are_absent_and_the_agent_still_answers(
     settings: Settings,
 ) -> None:
