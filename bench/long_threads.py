@@ -30,8 +30,8 @@ turn, and reports invokes per second; there the agent is also compared with
 its own graph on the stock saver without run guards (same shape, stock parts).
 The async savers (``AsyncPostgresSaver``, ``AsyncMemoryAgentSaver``) run the
 same chat graph with 8 concurrent tasks on an async pool of 10. Then the
-8-worker part runs again through a loopback proxy that adds a 1 ms round trip
-(``bench.latency``), as statements wait on a network on Lakebase.
+8-worker part and the async part run again through a loopback proxy that adds a
+1 ms round trip (``bench.latency``), as statements wait on a network on Lakebase.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from langgraph.graph.message import add_messages
 from psycopg import Connection
 
 from bench.common import bench_database, markdown_table, median, write_report
+from bench.latency import delayed, measured_rtt_ms
 
 TURNS = 1000
 WORKERS = 8
@@ -262,7 +263,6 @@ def _network_rates(database_url: str, workers: int) -> tuple[dict[str, float], f
     """8-worker invokes/s of each configuration through a proxy adding ``NETWORK_RTT_MS``."""
     from psycopg_pool import ConnectionPool
 
-    from bench.latency import delayed, measured_rtt_ms
     from database.checks import PoolRef, draining_check
     from database.connect import DIRECT_CONNECTION_KWARGS
 
@@ -363,6 +363,8 @@ def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> d
             rates[name] = _throughput(graph, workers, TURNS_PER_WORKER)
         async_rates = asyncio.run(_async_rates(database_url, workers))
         network_rates, network_rtt = _network_rates(database_url, workers)
+        with delayed(database_url, NETWORK_RTT_MS) as far_url:
+            async_network_rates = asyncio.run(_async_rates(far_url, workers))
     return {
         "turns": turns,
         "workers": workers,
@@ -373,6 +375,7 @@ def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> d
         "async_invokes_per_second": async_rates,
         "network_rtt_ms": network_rtt,
         "network_invokes_per_second": network_rates,
+        "async_network_invokes_per_second": async_network_rates,
     }
 
 
@@ -386,6 +389,7 @@ def render(report: dict[str, Any]) -> str:
     async_stock = async_rates["stock PostgresSaver"]
     network = report["network_invokes_per_second"]
     network_stock = network["stock PostgresSaver"]
+    async_network = report["async_network_invokes_per_second"]
     turns = report["turns"]
     table = markdown_table(
         ["", *names],
@@ -423,6 +427,19 @@ def render(report: dict[str, Any]) -> str:
                 f"{report['workers']} async tasks: × stock async saver",
                 *[
                     f"{async_rates[name] / async_stock:.2f}×" if name in async_rates else "–"
+                    for name in names
+                ],
+            ],
+            [
+                f"{report['workers']} async tasks, +{NETWORK_RTT_MS:g} ms round trip: invokes/s",
+                *[async_network.get(name, "–") for name in names],
+            ],
+            [
+                f"{report['workers']} async tasks, +{NETWORK_RTT_MS:g} ms round trip: × stock",
+                *[
+                    f"{async_network[name] / async_network['stock PostgresSaver']:.2f}×"
+                    if name in async_network
+                    else "–"
                     for name in names
                 ],
             ],
