@@ -30,6 +30,10 @@ def test_logged_model_declares_the_lakebase_instance_and_endpoints(
     from serving.mlflow_model import log_agent_model
 
     _lakebase_env(monkeypatch, fake_lakebase, tmp_path)
+    # Long-term memory in a managed memory store: its settings travel with the model too.
+    monkeypatch.setenv("MEMORY_BACKEND", "managed")
+    monkeypatch.setenv("DATABRICKS_MEMORY_STORE", "main.default.agent_memory")
+    monkeypatch.setenv("MEMORY_SHARED_SCOPE", "team")
     logged = log_agent_model(Settings.from_env(), name="agent", experiment="lakebase-model")
 
     # The host was resolved to the instance's name through the workspace's instance list,
@@ -53,6 +57,9 @@ def test_logged_model_declares_the_lakebase_instance_and_endpoints(
     assert environment["LAKEBASE_INSTANCE_NAME"] == "agent-memory"
     assert environment["LAKEBASE_AGENT_MEMORY_SCHEMA"] == "agent_memory"
     assert environment["AGENT_MODEL"] == "databricks-claude-sonnet-4"
+    assert environment["MEMORY_BACKEND"] == "managed"
+    assert environment["DATABRICKS_MEMORY_STORE"] == "main.default.agent_memory"
+    assert environment["MEMORY_SHARED_SCOPE"] == "team"
     assert "DATABRICKS_TOKEN" not in environment  # secrets never travel with the model
     assert model.metadata["memory_agent"]["database"].startswith("Lakebase instance")
     assert mlflow.get_experiment(logged.experiment_id).name == "lakebase-model"
