@@ -59,7 +59,15 @@ def test_logged_model_answers_with_memory_in_a_fresh_process_and_statelessly_wit
             "--no-database",
             "t3:What is my favourite tea?",
         ],
-        {**env, "DATABASE_URL": database_url, "AUTO_SETUP": "1"},
+        # Its predictions are traced: into the experiment log-model made, whose artifacts
+        # lie beside the SQLite store (MLflow's default experiment would put them in
+        # ./mlruns of the checkout).
+        {
+            **env,
+            "DATABASE_URL": database_url,
+            "AUTO_SETUP": "1",
+            "MLFLOW_EXPERIMENT_NAME": "memory-agent",
+        },
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
     told, asked, stateless = [
