@@ -259,8 +259,11 @@ async def _async_rates(database_url: str, workers: int) -> dict[str, float]:
         return rates
 
 
-def _network_rates(database_url: str, workers: int) -> tuple[dict[str, float], float]:
-    """8-worker invokes/s of each configuration through a proxy adding ``NETWORK_RTT_MS``."""
+def _network_rates(
+    database_url: str, workers: int
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Through one proxy adding ``NETWORK_RTT_MS``: the 8-worker invokes/s of each
+    configuration, the async savers' invokes/s, and the measured round trip."""
     from psycopg_pool import ConnectionPool
 
     from database.checks import PoolRef, draining_check
@@ -283,7 +286,8 @@ def _network_rates(database_url: str, workers: int) -> tuple[dict[str, float], f
         for name, graph in _configurations(pool).items():
             _throughput(graph, 2, 2)  # warm the pool
             rates[name] = _throughput(graph, workers, TURNS_PER_WORKER)
-    return rates, rtt
+        async_rates = asyncio.run(_async_rates(far_url, workers))
+    return rates, async_rates, rtt
 
 
 def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> dict[str, Any]:
@@ -362,9 +366,7 @@ def run(url: str | None = None, turns: int = TURNS, workers: int = WORKERS) -> d
             _throughput(graph, 2, 2)  # warm the pool
             rates[name] = _throughput(graph, workers, TURNS_PER_WORKER)
         async_rates = asyncio.run(_async_rates(database_url, workers))
-        network_rates, network_rtt = _network_rates(database_url, workers)
-        with delayed(database_url, NETWORK_RTT_MS) as far_url:
-            async_network_rates = asyncio.run(_async_rates(far_url, workers))
+        network_rates, async_network_rates, network_rtt = _network_rates(database_url, workers)
     return {
         "turns": turns,
         "workers": workers,

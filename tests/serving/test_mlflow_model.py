@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from serving.tracing import LOCAL_EXPERIMENT
 from tests.serving.conftest import REPO, base_env
 
 
@@ -42,7 +43,7 @@ def test_logged_model_answers_with_memory_in_a_fresh_process_and_statelessly_wit
     assert any(pin.startswith("langgraph==") for pin in pins)
     assert not any(pin.startswith(("pytest==", "ruff==", "mypy==")) for pin in pins)
     # Artifacts beside the SQLite store, not in an mlruns/ of the directory it ran in.
-    experiment = mlflow.get_experiment_by_name("memory-agent")
+    experiment = mlflow.get_experiment_by_name(LOCAL_EXPERIMENT)
     assert experiment.artifact_location == (tmp_path / "mlartifacts").resolve().as_uri()
     assert not (REPO / "mlruns").exists()
 
@@ -66,7 +67,7 @@ def test_logged_model_answers_with_memory_in_a_fresh_process_and_statelessly_wit
             **env,
             "DATABASE_URL": database_url,
             "AUTO_SETUP": "1",
-            "MLFLOW_EXPERIMENT_NAME": "memory-agent",
+            "MLFLOW_EXPERIMENT_NAME": LOCAL_EXPERIMENT,
         },
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
